@@ -1,0 +1,303 @@
+"""ABAC policy files, loaded exactly as kube-apiserver's `--authorization-policy-file`.
+
+Each line is decoded on its own (JSON, or YAML when it does not start with "{"), its format is
+chosen from apiVersion/kind the way apimachinery's serializer chooses it, and it is converted to
+one internal `Rule` (v0 defaults, "*" subject rewriting). The first bad line refuses the whole
+file. tests/conformance/abac/SEMANTICS.md is the specification; section numbers below refer to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gatekeeper.authn.user import AUTHENTICATED
+
+GROUP = "abac.authorization.kubernetes.io"
+V0 = f"{GROUP}/v0"
+V1BETA1 = f"{GROUP}/v1beta1"
+INTERNAL = f"{GROUP}/__internal"
+MAX_LINE_BYTES = 65536  # bufio.Scanner's MaxScanTokenSize: a line this long or longer is refused
+
+# Go's unicode.IsSpace, which strings.TrimSpace uses (Python's str.strip also trims \x1c-\x1f).
+GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+class Format(Enum):
+    V0 = "v0"
+    V1BETA1 = "v1beta1"
+    INTERNAL = "__internal"
+
+
+# JSON field names of each format's policy body (§2); the internal type has Go names (§1.8).
+V0_FIELDS = {"user": str, "group": str, "readonly": bool, "resource": str, "namespace": str}
+V1BETA1_SPEC_FIELDS = {
+    "user": str, "group": str, "readonly": bool, "apiGroup": str,
+    "resource": str, "namespace": str, "nonResourcePath": str,
+}
+INTERNAL_SPEC_FIELDS = {
+    "User": str, "Group": str, "Readonly": bool, "APIGroup": str,
+    "Resource": str, "Namespace": str, "NonResourcePath": str,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One policy line after conversion to Kubernetes' internal abac.Policy."""
+
+    user: str
+    group: str
+    readonly: bool
+    api_group: str
+    resource: str
+    namespace: str
+    path: str
+    source: str  # "FILE:LINE", what a decision names
+    index: int  # position in the file: the earliest matching rule is the one reported
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedLine:
+    """A policy line decoded but not yet converted: what the linter inspects."""
+
+    number: int
+    format: Format
+    value: dict[str, Any]  # the whole decoded object
+    body: dict[str, Any]  # the fields the format reads (v0: the object; others: spec)
+    via_yaml: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str
+    rules: tuple[Rule, ...]
+    unversioned_lines: int
+    sha256: str
+
+
+class PolicyError(ValueError):
+    """A file Kubernetes refuses: `FILE:LINE: cause`, or `FILE: cause` with no line (too long)."""
+
+    def __init__(self, name: str, line: int | None, cause: str) -> None:
+        self.name = name
+        self.line = line
+        self.cause = cause
+        where = f"{name}:{line}" if line is not None else name
+        super().__init__(f"{where}: {cause}")
+
+
+class LineError(ValueError):
+    """Why one line cannot be decoded; the loader adds the file and line."""
+
+
+def load_policy_file(path: Path, name: str | None = None) -> Policy:
+    display = name or str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PolicyError(display, None, f"cannot read policy file: {exc.strerror}") from None
+    return parse_policy(data, display)
+
+
+def parse_policy(data: bytes, name: str) -> Policy:
+    rules: list[Rule] = []
+    unversioned = 0
+    for decoded in decode_lines(data, name):
+        rules.append(to_rule(decoded, f"{name}:{decoded.number}", len(rules)))
+        unversioned += decoded.format is Format.V0 and not _names_v0(decoded.value)
+    return Policy(name, tuple(rules), unversioned, hashlib.sha256(data).hexdigest())
+
+
+def decode_lines(data: bytes, name: str) -> list[DecodedLine]:
+    """Decode every policy line of a file, or raise PolicyError for the first bad one."""
+    decoded: list[DecodedLine] = []
+    for number, raw in enumerate(physical_lines(data), start=1):
+        if len(raw) >= MAX_LINE_BYTES:
+            raise PolicyError(name, None, "bufio.Scanner: token too long "
+                              f"(line {number} is {len(raw)} bytes; the limit is {MAX_LINE_BYTES - 1})")
+        text = raw.decode("utf-8", errors="replace")
+        trimmed = text.strip(GO_SPACE)
+        if not trimmed or trimmed.startswith("#"):
+            continue
+        try:
+            decoded.append(decode_line(text, number))
+        except LineError as exc:
+            raise PolicyError(name, number, str(exc)) from None
+    return decoded
+
+
+def physical_lines(data: bytes) -> list[bytes]:
+    """Lines as bufio.ScanLines yields them: split on \\n, one trailing \\r dropped (§1.1)."""
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return [line[:-1] if line.endswith(b"\r") else line for line in lines]
+
+
+def decode_line(text: str, number: int) -> DecodedLine:
+    via_yaml = not text.lstrip(GO_SPACE).startswith("{")
+    value = _parse_yaml(text) if via_yaml else _parse_json(text)
+    if value is None:
+        value = {}  # JSON/YAML null decodes to the zero policy (§1.6)
+    if not isinstance(value, dict):
+        raise LineError(f"expected a policy object, got {_json_type(value)}")
+    api_version, kind = _type_meta(value)
+    fmt = _choose_format(api_version, kind)
+    body = value if fmt is Format.V0 else _spec(value, fmt)
+    _check_types(body, fmt)
+    return DecodedLine(number, fmt, value, body, via_yaml)
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise LineError(f"invalid JSON: {exc}") from None
+
+
+def _reject_constant(token: str) -> Any:
+    raise json.JSONDecodeError(f"invalid character {token!r}", token, 0)
+
+
+class _GoYAMLLoader(yaml.SafeLoader):
+    """YAML 1.1 as sigs.k8s.io/yaml reads it: timestamps stay strings."""
+
+
+_GoYAMLLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _parse_yaml(text: str) -> Any:
+    if text.strip(GO_SPACE) == "...":
+        raise LineError("invalid YAML: a document end marker is not a policy")
+    try:
+        documents = list(yaml.load_all(text, Loader=_GoYAMLLoader))
+    except yaml.YAMLError as exc:
+        raise LineError(f"invalid YAML: {exc}".replace("\n", " ")) from None
+    value = documents[0] if documents else None
+    if isinstance(value, dict):
+        return {_yaml_key(k): v for k, v in value.items()}
+    return value
+
+
+def _yaml_key(key: Any) -> str:
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return key if isinstance(key, str) else str(key)
+
+
+def _type_meta(value: dict[str, Any]) -> tuple[str, str]:
+    """apiVersion and kind, matched case-insensitively as encoding/json matches them (§1.7)."""
+    found: dict[str, Any] = {"apiversion": None, "kind": None}
+    for key, item in value.items():
+        folded = key.casefold() if isinstance(key, str) else key
+        if folded in found:
+            found[folded] = item
+    for field in ("apiversion", "kind"):
+        item = found[field]
+        if item is not None and not isinstance(item, str):
+            label = "apiVersion" if field == "apiversion" else "kind"
+            raise LineError(f"{label}: expected a string, got {_json_type(item)}")
+    api_version = found["apiversion"] or ""
+    if api_version.count("/") > 1:
+        raise LineError(f"unexpected GroupVersion string: {api_version}")
+    return api_version, found["kind"] or ""
+
+
+def _choose_format(api_version: str, kind: str) -> Format:
+    """Registered version and kind, else the unversioned (v0) path with its defaults (§1.8)."""
+    registered = {V1BETA1: Format.V1BETA1, V0: Format.V0, INTERNAL: Format.INTERNAL}
+    if kind == "Policy" and api_version in registered:
+        return registered[api_version]
+    if kind not in ("", "Policy"):
+        version = api_version or V0
+        raise LineError(f'no kind "{kind}" is registered for version "{version}"')
+    if api_version in ("", V0):
+        return Format.V0
+    if api_version in registered:
+        short = "v1beta1" if api_version == V1BETA1 else "abac"
+        raise LineError(f"converting ({short}.Policy) to (v0.Policy): unknown conversion")
+    raise LineError(f'no kind "Policy" is registered for version "{api_version}"')
+
+
+def _spec(value: dict[str, Any], fmt: Format) -> dict[str, Any]:
+    key = "spec" if fmt is Format.V1BETA1 else "Spec"
+    spec = value.get(key)
+    if spec is None:
+        return {}
+    if not isinstance(spec, dict):
+        raise LineError(f"{key}: expected an object, got {_json_type(spec)}")
+    return spec
+
+
+def _check_types(body: dict[str, Any], fmt: Format) -> None:
+    fields = {Format.V0: V0_FIELDS, Format.V1BETA1: V1BETA1_SPEC_FIELDS}.get(fmt, INTERNAL_SPEC_FIELDS)
+    prefix = {Format.V0: "", Format.V1BETA1: "spec.", Format.INTERNAL: "Spec."}[fmt]
+    for field, expected in fields.items():
+        item = body.get(field)
+        if item is not None and type(item) is not expected:
+            wanted = "a boolean" if expected is bool else "a string"
+            raise LineError(f"{prefix}{field}: expected {wanted}, got {_json_type(item)}")
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    name = names.get(type(value), type(value).__name__)
+    return f"{name} {json.dumps(value)[:40]}" if name in ("string", "number") else name
+
+
+def _names_v0(value: dict[str, Any]) -> bool:
+    api_version, kind = _type_meta(value)
+    return api_version == V0 and kind == "Policy"
+
+
+def to_rule(decoded: DecodedLine, source: str, index: int) -> Rule:
+    body = decoded.body
+    if decoded.format is Format.V0:
+        return _from_v0(body, source, index)
+    if decoded.format is Format.V1BETA1:
+        user, group = _rewrite_star(body.get("user") or "", body.get("group") or "")
+        return Rule(
+            user=user, group=group, readonly=bool(body.get("readonly")),
+            api_group=body.get("apiGroup") or "", resource=body.get("resource") or "",
+            namespace=body.get("namespace") or "", path=body.get("nonResourcePath") or "",
+            source=source, index=index,
+        )
+    return Rule(  # the internal version: Go field names, no defaults, no "*" rewriting
+        user=body.get("User") or "", group=body.get("Group") or "",
+        readonly=bool(body.get("Readonly")), api_group=body.get("APIGroup") or "",
+        resource=body.get("Resource") or "", namespace=body.get("Namespace") or "",
+        path=body.get("NonResourcePath") or "", source=source, index=index,
+    )
+
+
+def _from_v0(body: dict[str, Any], source: str, index: int) -> Rule:
+    """Convert_v0_Policy_To_abac_Policy, step by step (§3.1)."""
+    user, group = body.get("user") or "", body.get("group") or ""
+    namespace, resource = body.get("namespace") or "", body.get("resource") or ""
+    if not user and not group:
+        group = AUTHENTICATED
+    user, group = _rewrite_star(user, group)
+    return Rule(
+        user=user, group=group, readonly=bool(body.get("readonly")), api_group="*",
+        resource=resource or "*", namespace=namespace or "*",
+        path="*" if not namespace and not resource else "",
+        source=source, index=index,
+    )
+
+
+def _rewrite_star(user: str, group: str) -> tuple[str, str]:
+    """A "*" user or group becomes group system:authenticated; the other subject is dropped."""
+    if user == "*" or group == "*":
+        return "", AUTHENTICATED
+    return user, group

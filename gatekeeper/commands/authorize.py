@@ -1,0 +1,55 @@
+"""`gatekeeper authorize`: SubjectAccessReviews in, the same reviews with status out."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from gatekeeper.api.authorization import parse_subject_access_review, review_response
+from gatekeeper.api.fields import InvalidObject
+from gatekeeper.authz.evaluator import Evaluator, load_evaluator
+from gatekeeper.authz.policy import PolicyError
+from gatekeeper.commands.io import documents, write_json_line
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "authorize", help="decide SubjectAccessReviews offline against an ABAC policy file"
+    )
+    p.add_argument("--authorization-policy-file", type=Path, required=True)
+    p.add_argument("--authorization-deny-unmatched", action="store_true")
+    p.add_argument("input", nargs="?", default="-", help="a JSON document or JSON lines; - for stdin")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        evaluator = load_evaluator(args.authorization_policy_file)
+    except PolicyError as exc:
+        print(f"gatekeeper authorize: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return _decide_all(evaluator, args.input, args.authorization_deny_unmatched)
+    except OSError as exc:
+        print(f"gatekeeper authorize: {args.input}: {exc.strerror}", file=sys.stderr)
+        return 1
+
+
+def _decide_all(evaluator: Evaluator, source: str, deny_unmatched: bool) -> int:
+    failures = 0
+    for doc in documents(source):
+        try:
+            if doc.error:
+                raise InvalidObject(doc.error)
+            version, attributes = parse_subject_access_review(doc.value)
+        except InvalidObject as exc:
+            print(f"gatekeeper authorize: {doc.source}:{doc.line}: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        decision = evaluator.authorize(attributes)
+        if deny_unmatched:
+            decision = evaluator.deny_unmatched(decision)
+        write_json_line(sys.stdout, review_response(doc.value, version, decision))
+    return 1 if failures else 0

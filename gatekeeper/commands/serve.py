@@ -1,0 +1,111 @@
+"""`gatekeeper serve`: the HTTPS webhook server."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvicorn
+
+from gatekeeper import pki
+from gatekeeper.config import DEFAULT_ADMISSION_PLUGINS, Settings
+
+log = logging.getLogger("gatekeeper.serve")
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("serve", help="run the HTTPS webhook server")
+    p.add_argument("--bind-address", default="127.0.0.1")
+    p.add_argument("--secure-port", type=int, default=8443)
+    p.add_argument("--tls-cert-file", type=Path)
+    p.add_argument("--tls-private-key-file", type=Path)
+    p.add_argument("--client-ca-file", type=Path)
+    p.add_argument("--cert-dir", type=Path, default=Path("certs"),
+                   help="where dev certificates are made when no TLS flags are given")
+    p.add_argument("--token-auth-file", type=Path)
+    p.add_argument("--basic-auth-file", type=Path)
+    p.add_argument("--anonymous-auth", action=argparse.BooleanOptionalAction, default=False)
+    p.add_argument("--authorization-policy-file", type=Path, default=Path("policies/abac.jsonl"))
+    p.add_argument("--authorization-deny-unmatched", action="store_true",
+                   help="answer denied:true when no rule matches (gatekeeper is the only authorizer)")
+    p.add_argument("--enable-admission-plugins", "--admission-control", dest="enable_admission_plugins",
+                   default=",".join(DEFAULT_ADMISSION_PLUGINS))
+    p.add_argument("--state", type=Path, action="append", default=[],
+                   help="manifest file or folder (repeatable)")
+    p.add_argument("--store", default="sqlite:///var/gatekeeper.db")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--reload-interval", type=float, default=1.0)
+    p.add_argument("--max-request-bytes", type=int, default=3 * 1024 * 1024)
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(run=run)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    plugins = tuple(p.strip() for p in args.enable_admission_plugins.split(",") if p.strip())
+    return Settings(
+        bind_address=args.bind_address,
+        secure_port=args.secure_port,
+        tls_cert_file=args.tls_cert_file,
+        tls_private_key_file=args.tls_private_key_file,
+        client_ca_file=args.client_ca_file,
+        cert_dir=args.cert_dir,
+        token_auth_file=args.token_auth_file,
+        basic_auth_file=args.basic_auth_file,
+        anonymous_auth=args.anonymous_auth,
+        authorization_policy_file=args.authorization_policy_file,
+        authorization_deny_unmatched=args.authorization_deny_unmatched,
+        enable_admission_plugins=plugins,
+        state=tuple(args.state),
+        store=args.store,
+        workers=args.workers,
+        reload_interval=args.reload_interval,
+        max_request_bytes=args.max_request_bytes,
+        log_level=args.log_level,
+    )
+
+
+def with_dev_certificates(settings: Settings) -> Settings:
+    """No TLS flags: use (and on first run create) the dev PKI under --cert-dir."""
+    if settings.tls_cert_file and settings.tls_private_key_file:
+        return settings
+    if settings.tls_cert_file or settings.tls_private_key_file:
+        raise SystemExit("error: --tls-cert-file and --tls-private-key-file go together")
+    ca, server = pki.ensure_dev_pki(settings.cert_dir)
+    log.info("no TLS flags: serving the dev certificate %s (CA %s)", server.cert, ca.cert)
+    return settings.model_copy(update={
+        "tls_cert_file": server.cert,
+        "tls_private_key_file": server.key,
+        "client_ca_file": settings.client_ca_file or ca.cert,
+    })
+
+
+def run(args: argparse.Namespace) -> int:
+    from gatekeeper.server.app import create_app
+
+    settings = with_dev_certificates(settings_from(args))
+    try:
+        app = create_app(settings)  # load everything once here, so a bad file fails start-up
+    except (OSError, ValueError) as exc:
+        print(f"gatekeeper serve: {exc}", file=sys.stderr)
+        return 1
+    os.environ["GATEKEEPER_SETTINGS"] = orjson.dumps(settings.model_dump(mode="json")).decode()
+    assert settings.tls_cert_file and settings.tls_private_key_file
+    from gatekeeper.server.tls import uvicorn_tls_options
+
+    target: Any = app if settings.workers == 1 else "gatekeeper.server.app:create_app_from_env"
+    uvicorn.run(
+        target,
+        factory=settings.workers > 1,
+        host=settings.bind_address,
+        port=settings.secure_port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=False,
+        **uvicorn_tls_options(settings),
+    )
+    return 0

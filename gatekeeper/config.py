@@ -1,0 +1,41 @@
+"""One settings model for `gatekeeper serve`; flag names follow kube-apiserver's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_ADMISSION_PLUGINS = (
+    "NamespaceLifecycle",
+    "LimitRanger",
+    "ServiceAccount",
+    "ResourceQuota",
+)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bind_address: str = "127.0.0.1"
+    secure_port: int = Field(default=8443, ge=0, le=65535)
+    tls_cert_file: Path | None = None
+    tls_private_key_file: Path | None = None
+    client_ca_file: Path | None = None
+    cert_dir: Path = Path("certs")
+
+    token_auth_file: Path | None = None
+    basic_auth_file: Path | None = None
+    anonymous_auth: bool = False
+
+    authorization_policy_file: Path = Path("policies/abac.jsonl")
+    authorization_deny_unmatched: bool = False
+
+    enable_admission_plugins: tuple[str, ...] = DEFAULT_ADMISSION_PLUGINS
+    state: tuple[Path, ...] = ()
+    store: str = "sqlite:///var/gatekeeper.db"
+
+    workers: int = Field(default=1, ge=1)
+    reload_interval: float = Field(default=1.0, gt=0)
+    max_request_bytes: int = Field(default=3 * 1024 * 1024, gt=0)
+    log_level: str = "info"

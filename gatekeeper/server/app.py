@@ -1,0 +1,64 @@
+"""The FastAPI application factory: routers, error handlers, the runtime on app.state."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from gatekeeper.config import Settings
+from gatekeeper.server import authorize, health
+from gatekeeper.server.responses import HTTPError, JSONResponse, status_body
+from gatekeeper.server.runtime import Runtime
+
+log = logging.getLogger("gatekeeper.server")
+
+ROUTERS = (health.router, authorize.router)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    runtime = Runtime(settings)
+    app = FastAPI(
+        title="gatekeeper",
+        lifespan=runtime.lifespan,
+        docs_url=None,
+        redoc_url=None,
+        default_response_class=JSONResponse,
+    )
+    app.state.runtime = runtime
+    for router in ROUTERS:
+        app.include_router(router)
+    _install_error_handlers(app)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for uvicorn worker processes: settings arrive as JSON in GATEKEEPER_SETTINGS."""
+    import os
+
+    return create_app(Settings.model_validate(orjson.loads(os.environ["GATEKEEPER_SETTINGS"])))
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HTTPError)
+    async def _http_error(_request: Request, exc: HTTPError) -> Response:
+        return exc.response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _starlette_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        reason = "NotFound" if exc.status_code == 404 else "MethodNotAllowed"
+        body = status_body(exc.status_code, reason, str(exc.detail))
+        return JSONResponse(body, exc.status_code, dict(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> Response:
+        return JSONResponse(status_body(400, "BadRequest", str(exc.errors())), 400)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error while handling a request")
+        return JSONResponse(status_body(500, "InternalError", "internal error; see the server log"), 500)

@@ -1,0 +1,29 @@
+"""POST /authorize: SubjectAccessReview webhook, answered in the version it was sent."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+
+from gatekeeper.api.authorization import parse_subject_access_review, review_response
+from gatekeeper.api.fields import InvalidObject
+from gatekeeper.authn.user import UserInfo
+from gatekeeper.server.body import read_json_object
+from gatekeeper.server.caller import require_caller
+from gatekeeper.server.responses import JSONResponse, bad_request
+from gatekeeper.server.runtime import Runtime
+
+router = APIRouter()
+
+
+@router.post("/authorize")
+async def authorize(request: Request, _caller: UserInfo = Depends(require_caller)) -> JSONResponse:
+    runtime: Runtime = request.app.state.runtime
+    doc = await read_json_object(request, runtime.settings.max_request_bytes)
+    try:
+        version, attributes = parse_subject_access_review(doc)
+    except InvalidObject as exc:
+        raise bad_request(f"not a valid SubjectAccessReview: {exc}") from None
+    decision = runtime.policy.current.authorize(attributes)
+    if not decision.allowed and runtime.settings.authorization_deny_unmatched:
+        decision = runtime.policy.current.deny_unmatched(decision)
+    return JSONResponse(review_response(doc, version, decision))

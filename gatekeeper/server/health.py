@@ -1,0 +1,30 @@
+"""/healthz and /readyz: no authentication; readiness lists reload errors without failing."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from gatekeeper.server.responses import JSONResponse
+from gatekeeper.server.runtime import Runtime
+
+router = APIRouter()
+
+
+@router.get("/healthz")
+async def healthz() -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    runtime: Runtime = request.app.state.runtime
+    checks = {}
+    for item in runtime.watched:
+        status = item.status()
+        checks[status.name] = {
+            "ok": status.error is None,
+            "reloads": status.reloads,
+            "failures": status.failures,
+            **({"lastError": status.error} if status.error else {}),
+        }
+    return JSONResponse({"status": "ready", "checks": checks})

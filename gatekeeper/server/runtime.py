@@ -1,0 +1,55 @@
+"""Everything the handlers need, built once at start-up and swapped whole on reload."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from typing import Any
+
+from gatekeeper.authz.evaluator import Evaluator, load_evaluator
+from gatekeeper.config import Settings
+from gatekeeper.server.reload import Watched
+
+log = logging.getLogger("gatekeeper.server")
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        policy_file = settings.authorization_policy_file
+        self.policy: Watched[Evaluator] = Watched(
+            "authorization policy", [policy_file], lambda: load_evaluator(policy_file)
+        )
+        self.watched: list[Watched[Any]] = [self.policy]
+
+    def reload_all(self) -> None:
+        for item in self.watched:
+            item.reload()
+
+    def poll(self) -> None:
+        for item in self.watched:
+            item.check()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: object) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, self.reload_all)
+        task = asyncio.create_task(self._poll_forever())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _poll_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reload_interval)
+            try:
+                await asyncio.to_thread(self.poll)
+            except Exception:  # the poller must survive anything a file system does
+                log.exception("polling watched files failed")

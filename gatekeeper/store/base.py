@@ -1,0 +1,70 @@
+"""The store interface: the cluster objects admission reads, kept as plain Kubernetes objects.
+
+Objects are addressed by (resource, namespace, name), where resource is the lower-case plural
+("namespaces", "limitranges", "resourcequotas", "serviceaccounts", "secrets") and namespace is ""
+for cluster-scoped objects. Implementations: memory.py (offline CLI), sqlite.py (serve).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+JSONObject = dict[str, Any]
+
+NAMESPACES = "namespaces"
+LIMIT_RANGES = "limitranges"
+RESOURCE_QUOTAS = "resourcequotas"
+SERVICE_ACCOUNTS = "serviceaccounts"
+SECRETS = "secrets"
+
+KIND_TO_RESOURCE = {
+    "Namespace": NAMESPACES,
+    "LimitRange": LIMIT_RANGES,
+    "ResourceQuota": RESOURCE_QUOTAS,
+    "ServiceAccount": SERVICE_ACCOUNTS,
+    "Secret": SECRETS,
+}
+CLUSTER_SCOPED = frozenset({NAMESPACES})
+
+
+class StoreError(Exception):
+    """The store cannot answer (unreachable, corrupt); callers turn it into a clear error."""
+
+
+class Store(Protocol):
+    def get(self, resource: str, namespace: str, name: str) -> JSONObject | None: ...
+
+    def list(self, resource: str, namespace: str) -> list[JSONObject]:
+        """Objects of `resource` in `namespace`, ordered by name."""
+        ...
+
+    def put(self, obj: JSONObject) -> None:
+        """Create or replace, keyed by the object's kind, namespace and name."""
+        ...
+
+    def delete(self, resource: str, namespace: str, name: str) -> None: ...
+
+    def replace_all(self, objects: Iterable[JSONObject]) -> None:
+        """Atomically replace every stored object with `objects` (state sync, manifest reload)."""
+        ...
+
+    def all(self) -> list[JSONObject]: ...
+
+    def close(self) -> None: ...
+
+
+def key_of(obj: JSONObject) -> tuple[str, str, str]:
+    """(resource, namespace, name) of a stored kind; KeyError/ValueError name what is wrong."""
+    kind = obj.get("kind")
+    if kind not in KIND_TO_RESOURCE:
+        known = ", ".join(sorted(KIND_TO_RESOURCE))
+        raise ValueError(f"kind: expected one of {known}, got {kind!r}")
+    resource = KIND_TO_RESOURCE[kind]
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str):
+        raise ValueError("metadata.name: expected a string")
+    namespace = "" if resource in CLUSTER_SCOPED else metadata.get("namespace", "")
+    if resource not in CLUSTER_SCOPED and not (isinstance(namespace, str) and namespace):
+        raise ValueError(f"metadata.namespace: a {kind} must name its namespace")
+    return resource, str(namespace), metadata["name"]

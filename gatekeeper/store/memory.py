@@ -1,0 +1,47 @@
+"""In-memory store for the offline CLI and tests."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterable
+
+from gatekeeper.store.base import JSONObject, key_of
+
+
+class MemoryStore:
+    def __init__(self, objects: Iterable[JSONObject] = ()) -> None:
+        self._lock = threading.Lock()
+        self._objects: dict[tuple[str, str, str], JSONObject] = {}
+        self.replace_all(objects)
+
+    def get(self, resource: str, namespace: str, name: str) -> JSONObject | None:
+        with self._lock:
+            obj = self._objects.get((resource, namespace, name))
+            return copy.deepcopy(obj) if obj is not None else None
+
+    def list(self, resource: str, namespace: str) -> list[JSONObject]:
+        with self._lock:
+            keys = sorted(k for k in self._objects if k[0] == resource and k[1] == namespace)
+            return [copy.deepcopy(self._objects[k]) for k in keys]
+
+    def put(self, obj: JSONObject) -> None:
+        key = key_of(obj)
+        with self._lock:
+            self._objects[key] = copy.deepcopy(obj)
+
+    def delete(self, resource: str, namespace: str, name: str) -> None:
+        with self._lock:
+            self._objects.pop((resource, namespace, name), None)
+
+    def replace_all(self, objects: Iterable[JSONObject]) -> None:
+        fresh = {key_of(obj): copy.deepcopy(obj) for obj in objects}
+        with self._lock:
+            self._objects = fresh
+
+    def all(self) -> list[JSONObject]:
+        with self._lock:
+            return [copy.deepcopy(self._objects[k]) for k in sorted(self._objects)]
+
+    def close(self) -> None:
+        pass
