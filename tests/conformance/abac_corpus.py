@@ -31,6 +31,8 @@ def policy_bytes(case: dict[str, Any]) -> bytes:
 
 def params(cases: list[dict[str, Any]]) -> list[Any]:
     return [
-        pytest.param(c, id=c["id"], marks=[pytest.mark.skip(reason=LEFT_OUT[c["id"]])] if c["id"] in LEFT_OUT else [])
+        pytest.param(
+            c, id=c["id"], marks=[pytest.mark.skip(reason=LEFT_OUT[c["id"]])] if c["id"] in LEFT_OUT else []
+        )
         for c in cases
     ]

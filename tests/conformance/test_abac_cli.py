@@ -56,11 +56,25 @@ def test_json_lines_in_input_order_through_the_installed_command(tmp_path: Path)
     allowed = next(c for c in CASES if c["expect_allowed"])
     policy_file = tmp_path / "abac.jsonl"
     policy_file.write_bytes(policy_bytes(allowed))
-    denied = {**allowed["request"], "spec": {**allowed["request"]["spec"], "user": "nobody-at-all", "groups": []}}
+    denied = {
+        **allowed["request"],
+        "spec": {**allowed["request"]["spec"], "user": "nobody-at-all", "groups": []},
+    }
     stdin = "\n".join(json.dumps(r) for r in (allowed["request"], denied, allowed["request"])) + "\n"
     result = subprocess.run(
-        [sys.executable, "-m", "gatekeeper.cli", "authorize", "--authorization-policy-file", str(policy_file), "-"],
-        input=stdin, capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "gatekeeper.cli",
+            "authorize",
+            "--authorization-policy-file",
+            str(policy_file),
+            "-",
+        ],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     answers = [json.loads(line)["status"]["allowed"] for line in result.stdout.splitlines()]
