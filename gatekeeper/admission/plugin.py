@@ -1,11 +1,18 @@
-"""The one interface every admission plugin implements; the chain knows nothing else of them."""
+"""The one interface every admission plugin implements; the chain knows nothing else of them.
+
+`admit` and `validate` may return warnings (strings shown to the client, as Kubernetes'
+`warning.AddWarning` does); returning None means no warnings.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar, Protocol, runtime_checkable
 
 from gatekeeper.admission.request import AdmissionRequest, JSONObject
 from gatekeeper.store.base import Store
+
+Warnings = Sequence[str] | None
 
 
 @runtime_checkable
@@ -19,13 +26,16 @@ class Plugin(Protocol):
 
 @runtime_checkable
 class MutatingPlugin(Plugin, Protocol):
-    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store) -> None:
-        """Change `obj` (the chain's private copy of the object) in place, or raise AdmissionDenied."""
+    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store) -> Warnings:
+        """Change `obj` (the chain's private copy of the object) in place, or raise AdmissionDenied.
+
+        `obj` is `{}` when the request carries no object (DELETE, CONNECT); changes to it are ignored.
+        """
         ...
 
 
 @runtime_checkable
 class ValidatingPlugin(Plugin, Protocol):
-    def validate(self, request: AdmissionRequest, obj: JSONObject | None, store: Store) -> None:
-        """Raise AdmissionDenied to refuse; `obj` is the object after all mutation."""
+    def validate(self, request: AdmissionRequest, obj: JSONObject | None, store: Store) -> Warnings:
+        """Raise AdmissionDenied to refuse; `obj` is the object after all mutation (also request.object)."""
         ...

@@ -7,6 +7,7 @@ for cluster-scoped objects. Implementations: memory.py (offline CLI), sqlite.py 
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -27,6 +28,8 @@ KIND_TO_RESOURCE = {
 }
 CLUSTER_SCOPED = frozenset({NAMESPACES})
 
+Key = tuple[str, str, str]  # (resource, namespace, name)
+
 
 class StoreError(Exception):
     """The store cannot answer (unreachable, corrupt); callers turn it into a clear error."""
@@ -46,15 +49,19 @@ class Store(Protocol):
     def delete(self, resource: str, namespace: str, name: str) -> None: ...
 
     def replace_all(self, objects: Iterable[JSONObject]) -> None:
-        """Atomically replace every stored object with `objects` (state sync, manifest reload)."""
+        """Atomically replace every stored object with `objects` (state sync)."""
         ...
 
-    def all(self) -> list[JSONObject]: ...
+    def apply(self, puts: Iterable[JSONObject], deletes: Iterable[Key]) -> None:
+        """Atomically put `puts` and delete the objects at `deletes` (manifest reload)."""
+        ...
+
+    def all(self) -> builtins.list[JSONObject]: ...
 
     def close(self) -> None: ...
 
 
-def key_of(obj: JSONObject) -> tuple[str, str, str]:
+def key_of(obj: JSONObject) -> Key:
     """(resource, namespace, name) of a stored kind; KeyError/ValueError name what is wrong."""
     kind = obj.get("kind")
     if kind not in KIND_TO_RESOURCE:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import builtins
 import copy
 import threading
 from collections.abc import Iterable
 
-from gatekeeper.store.base import JSONObject, key_of
+from gatekeeper.store.base import JSONObject, Key, key_of
 
 
 class MemoryStore:
     def __init__(self, objects: Iterable[JSONObject] = ()) -> None:
         self._lock = threading.Lock()
-        self._objects: dict[tuple[str, str, str], JSONObject] = {}
+        self._objects: dict[Key, JSONObject] = {}
         self.replace_all(objects)
 
     def get(self, resource: str, namespace: str, name: str) -> JSONObject | None:
@@ -39,7 +40,14 @@ class MemoryStore:
         with self._lock:
             self._objects = fresh
 
-    def all(self) -> list[JSONObject]:
+    def apply(self, puts: Iterable[JSONObject], deletes: Iterable[Key]) -> None:
+        fresh = {key_of(obj): copy.deepcopy(obj) for obj in puts}
+        with self._lock:
+            for key in deletes:
+                self._objects.pop(key, None)
+            self._objects.update(fresh)
+
+    def all(self) -> builtins.list[JSONObject]:
         with self._lock:
             return [copy.deepcopy(self._objects[k]) for k in sorted(self._objects)]
 

@@ -1,0 +1,85 @@
+"""The admission chain: enabled plugins in order; mutate, validate, or both.
+
+The chain knows plugins only through gatekeeper.admission.plugin's interface. Mutation works on
+a deep copy of the object; the JSONPatch from the original to the mutated copy is the result.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Sequence
+
+import jsonpatch  # type: ignore[import-untyped]
+
+from gatekeeper.admission import stream
+from gatekeeper.admission.errors import AdmissionDenied, internal
+from gatekeeper.admission.outcome import Outcome
+from gatekeeper.admission.plugin import MutatingPlugin, Plugin, ValidatingPlugin, Warnings
+from gatekeeper.admission.registry import PluginOptions, build_plugins
+from gatekeeper.admission.request import AdmissionRequest, JSONObject
+from gatekeeper.store.base import Store, StoreError
+
+
+class Chain:
+    def __init__(self, plugins: Sequence[Plugin]) -> None:
+        self.plugins = tuple(plugins)
+        self.mutating = tuple(p for p in self.plugins if isinstance(p, MutatingPlugin))
+        self.validating = tuple(p for p in self.plugins if isinstance(p, ValidatingPlugin))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.plugins)
+
+    def mutate(self, request: AdmissionRequest, store: Store) -> Outcome:
+        """Run every handling mutating plugin; /mutate. Never changes the store."""
+        warnings: list[str] = []
+        obj: JSONObject = copy.deepcopy(request.object) if request.object is not None else {}
+        try:
+            for plugin in self.mutating:
+                if plugin.handles(request):
+                    _collect(warnings, plugin.admit(request, obj, store))
+        except AdmissionDenied as denied:
+            return Outcome(denied=denied, warnings=tuple(warnings), object=request.object)
+        except StoreError as exc:
+            return Outcome(denied=internal(f"admission state is unavailable: {exc}"), object=request.object)
+        if request.object is None:
+            return Outcome(warnings=tuple(warnings), object=None)
+        patch = jsonpatch.make_patch(request.object, obj).patch
+        return Outcome(patch=list(patch), warnings=tuple(warnings), object=obj)
+
+    def validate(self, request: AdmissionRequest, store: Store) -> Outcome:
+        """Run every handling validating plugin on request.object; /validate. Never patches."""
+        warnings: list[str] = []
+        try:
+            for plugin in self.validating:
+                if plugin.handles(request):
+                    _collect(warnings, plugin.validate(request, request.object, store))
+            if not request.dry_run:
+                stream.record(request, request.object, store)
+        except AdmissionDenied as denied:
+            return Outcome(denied=denied, warnings=tuple(warnings), object=request.object)
+        except StoreError as exc:
+            return Outcome(denied=internal(f"admission state is unavailable: {exc}"), object=request.object)
+        return Outcome(warnings=tuple(warnings), object=request.object)
+
+    def admit(self, request: AdmissionRequest, store: Store) -> Outcome:
+        """Mutate, then validate the mutated object; /admit and the offline CLI."""
+        mutated = self.mutate(request, store)
+        if not mutated.allowed:
+            return mutated
+        validated = self.validate(dataclasses.replace(request, object=mutated.object), store)
+        warnings = mutated.warnings + validated.warnings
+        if not validated.allowed:
+            return dataclasses.replace(validated, warnings=warnings)
+        return dataclasses.replace(mutated, warnings=warnings)
+
+
+def _collect(into: list[str], warnings: Warnings) -> None:
+    if warnings:
+        into.extend(warnings)
+
+
+def build_chain(names: Sequence[str], options: PluginOptions | None = None) -> Chain:
+    """The chain for an --enable-admission-plugins list; UnknownPlugin names the known ones."""
+    return Chain(build_plugins(names, options))
