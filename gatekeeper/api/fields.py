@@ -11,9 +11,8 @@ class InvalidObject(ValueError):
 
 
 def _type_name(value: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
-        type(value), type(value).__name__
-    )
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def obj(parent: Mapping[str, Any], key: str, path: str, required: bool = False) -> dict[str, Any]:

@@ -29,7 +29,8 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         raise bad_request(f"request body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
-        raise bad_request(f"request body: expected a JSON object, got {type(value).__name__}")
+        kind = "array" if isinstance(value, list) else type(value).__name__
+        raise bad_request(f"request body: expected a JSON object, got {kind}")
     return value
 
 

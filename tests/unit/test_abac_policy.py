@@ -1,0 +1,69 @@
+"""Loading policy files: formats, conversions and the errors a person sees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gatekeeper.authn.user import AUTHENTICATED
+from gatekeeper.authz.policy import PolicyError, load_policy_file, parse_policy
+
+V1BETA1 = '{"apiVersion":"abac.authorization.kubernetes.io/v1beta1","kind":"Policy","spec":%s}'
+
+
+def _rule(line: str):  # type: ignore[no-untyped-def]
+    (rule,) = parse_policy(line.encode(), "p").rules
+    return rule
+
+
+def test_v0_defaults_and_star_rewriting() -> None:
+    rule = _rule('{"user":"*","group":"admins","resource":"pods"}')
+    assert (rule.user, rule.group, rule.namespace, rule.resource, rule.api_group, rule.path) == (
+        "",
+        AUTHENTICATED,
+        "*",
+        "pods",
+        "*",
+        "",
+    )
+    empty = _rule("{}")
+    assert (empty.group, empty.namespace, empty.resource, empty.path) == (AUTHENTICATED, "*", "*", "*")
+
+
+def test_v1beta1_unset_fields_are_not_wildcards() -> None:
+    rule = _rule(V1BETA1 % '{"user":"alice","resource":"pods"}')
+    assert (rule.namespace, rule.api_group, rule.path) == ("", "", "")
+
+
+def test_crlf_and_physical_line_numbers() -> None:
+    data = b'# c\r\n\r\n{"user":"a"}\r\n{"user":"b"}'
+    policy = parse_policy(data, "p")
+    assert [r.source for r in policy.rules] == ["p:3", "p:4"]
+
+
+def test_errors_name_file_line_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "abac.jsonl"
+    path.write_text('{"user":"alice"}\n' + V1BETA1 % '{"user":"bob","namespace":true}' + "\n")
+    with pytest.raises(PolicyError) as err:
+        load_policy_file(path)
+    assert str(err.value) == f"{path}:2: spec.namespace: expected a string, got boolean"
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="cannot read policy file: No such file or directory"):
+        load_policy_file(tmp_path / "missing.jsonl")
+
+
+def test_yaml_line_with_a_date_keeps_it_a_string() -> None:
+    assert _rule("user: 2001-12-14").user == "2001-12-14"
+
+
+def test_a_65535_byte_line_is_fine_and_65536_is_not() -> None:
+    pad = 65535 - len('{"user":"alice","x":""}')
+    ok = ('{"user":"alice","x":"' + "a" * pad + '"}').encode()
+    assert len(ok) == 65535
+    assert parse_policy(ok, "p").rules[0].user == "alice"
+    with pytest.raises(PolicyError) as err:
+        parse_policy(ok[:-2] + b'a"}', "p")
+    assert err.value.line is None and "token too long" in str(err.value)
