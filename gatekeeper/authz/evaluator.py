@@ -9,6 +9,7 @@ several rules match, the earliest line is reported, as Kubernetes' first-match s
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -61,33 +62,50 @@ def matches(rule: Rule, a: Attributes) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Bucket:
-    """The rules of one subject, in file order, split for quick lookup."""
+    """The rules of one subject, in file order, split for quick lookup.
 
-    by_resource: dict[str, tuple[Rule, ...]]  # resource name (or "*") -> rules
+    A bucket already guarantees the subject: a user bucket's rules name that user, a group
+    bucket's name that group (and a user that is "" or "*"), the everyone bucket's are "*". So
+    only a user bucket rule that also names a group needs a subject check (`check_groups`).
+    """
+
+    by_resource: dict[str, tuple[Rule, ...]]  # resource name -> rules (resource "*" excluded)
+    any_resource: tuple[Rule, ...]  # resource "*"
     all_rules: tuple[Rule, ...]  # for non-resource requests
+    check_groups: bool
 
     @staticmethod
-    def of(rules: Sequence[Rule]) -> Bucket:
+    def of(rules: Sequence[Rule], check_groups: bool = False) -> Bucket:
         by_resource: dict[str, list[Rule]] = defaultdict(list)
         for rule in rules:
             by_resource[rule.resource].append(rule)
-        return Bucket({k: tuple(v) for k, v in by_resource.items()}, tuple(rules))
+        any_resource = tuple(by_resource.pop("*", ()))
+        return Bucket({k: tuple(v) for k, v in by_resource.items()}, any_resource, tuple(rules), check_groups)
 
-    def first_match(self, a: Attributes, best: Rule | None) -> Rule | None:
+    def scan(self, a: Attributes, read_only: bool, best: Rule | None) -> Rule | None:
+        """The earliest rule here that matches `a`, if earlier than `best`; else `best`."""
+        limit = best.index if best is not None else sys.maxsize
         if a.resource_request:
-            candidates: Iterable[tuple[Rule, ...]] = (
-                self.by_resource.get(a.resource, ()),
-                self.by_resource.get("*", ()),
-            )
+            candidates: Iterable[tuple[Rule, ...]] = (self.by_resource.get(a.resource, ()), self.any_resource)
         else:
             candidates = (self.all_rules,)
         for rules in candidates:
             for rule in rules:
-                if best is not None and rule.index >= best.index:
+                if rule.index >= limit:
                     break
-                if matches(rule, a):
-                    best = rule
-                    break
+                if rule.readonly and not read_only:
+                    continue
+                if self.check_groups and rule.group and rule.group != "*" and rule.group not in a.groups:
+                    continue
+                if a.resource_request:
+                    if rule.namespace != "*" and rule.namespace != a.namespace:
+                        continue
+                    if rule.api_group != "*" and rule.api_group != a.api_group:
+                        continue
+                elif not non_resource_matches(rule, a.path):
+                    continue
+                best, limit = rule, rule.index
+                break
         return best
 
 
@@ -107,7 +125,7 @@ class Evaluator:
             elif rule.user == "*" or rule.group == "*":
                 everyone.append(rule)
             # a rule with neither user nor group can never match: it is not indexed
-        self._by_user = {k: Bucket.of(v) for k, v in by_user.items()}
+        self._by_user = {k: Bucket.of(v, check_groups=True) for k, v in by_user.items()}
         self._by_group = {k: Bucket.of(v) for k, v in by_group.items()}
         self._everyone = Bucket.of(everyone) if everyone else None
 
@@ -116,16 +134,18 @@ class Evaluator:
         return len(self.policy.rules)
 
     def first_match(self, a: Attributes) -> Rule | None:
+        read_only = a.verb in READ_ONLY_VERBS
         best: Rule | None = None
         bucket = self._by_user.get(a.user)
         if bucket is not None:
-            best = bucket.first_match(a, best)
+            best = bucket.scan(a, read_only, best)
+        by_group = self._by_group
         for group in a.groups:
-            bucket = self._by_group.get(group)
+            bucket = by_group.get(group)
             if bucket is not None:
-                best = bucket.first_match(a, best)
+                best = bucket.scan(a, read_only, best)
         if self._everyone is not None:
-            best = self._everyone.first_match(a, best)
+            best = self._everyone.scan(a, read_only, best)
         return best
 
     def authorize(self, a: Attributes) -> Decision:
