@@ -1,0 +1,60 @@
+"""NamespaceLifecycle: no new content in missing or terminating namespaces; immortal namespaces.
+
+A mutating-phase plugin that only refuses (as in Kubernetes), so it runs before any other
+plugin can mutate or look things up.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from gatekeeper.admission.errors import Cause, forbidden, not_found
+from gatekeeper.admission.plugin import Warnings
+from gatekeeper.admission.request import CREATE, DELETE, UPDATE, AdmissionRequest, JSONObject
+from gatekeeper.store.base import NAMESPACES, Store
+
+IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
+TERMINATING = "Terminating"
+
+
+def is_namespace(request: AdmissionRequest) -> bool:
+    return request.kind.group == "" and request.kind.kind == "Namespace"
+
+
+def is_access_review(request: AdmissionRequest) -> bool:
+    """Namespaced access reviews pass, so they cannot be used to probe for namespaces."""
+    resource = request.resource
+    return resource.group == "authorization.k8s.io" and resource.resource == "localsubjectaccessreviews"
+
+
+class NamespaceLifecycle:
+    name: ClassVar[str] = "NamespaceLifecycle"
+    operations: ClassVar[frozenset[str]] = frozenset({CREATE, UPDATE, DELETE})
+
+    def __init__(self, immortal: frozenset[str] = IMMORTAL_NAMESPACES) -> None:
+        self.immortal = immortal
+
+    def handles(self, request: AdmissionRequest) -> bool:
+        return request.operation in self.operations
+
+    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store) -> Warnings:
+        if request.operation == DELETE and is_namespace(request) and request.name in self.immortal:
+            raise forbidden(request, "this namespace may not be deleted")
+        if is_namespace(request) or not request.namespace:
+            return None
+        if request.operation != CREATE or is_access_review(request):
+            return None  # deletes and updates of content always pass
+        namespace = store.get(NAMESPACES, "", request.namespace)
+        if namespace is None:
+            raise not_found(NAMESPACES, request.namespace)
+        if (namespace.get("status") or {}).get("phase") == TERMINATING:
+            raise terminating(request)
+        return None
+
+
+def terminating(request: AdmissionRequest) -> Exception:
+    ns = request.namespace
+    cause = Cause("NamespaceTerminating", f"namespace {ns} is being terminated", "metadata.namespace")
+    return forbidden(
+        request, f"unable to create new content in namespace {ns} because it is being terminated", [cause]
+    )

@@ -1,0 +1,297 @@
+"""ServiceAccount: default the pod's service account, mount its token, enforce mountable secrets.
+
+Mutation happens on pod CREATE only; validation on pod CREATE and on UPDATE of the
+`ephemeralcontainers` subresource. Mirror pods (static pods reported by a kubelet) are never
+mutated and may reference neither service accounts nor secrets.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, ClassVar
+
+from gatekeeper.admission.errors import AdmissionDenied, forbidden
+from gatekeeper.admission.plugin import Warnings
+from gatekeeper.admission.podsecrets import env_secret_refs, pod_secret_names
+from gatekeeper.admission.registry import SECRET, PluginOptions
+from gatekeeper.admission.request import CREATE, UPDATE, AdmissionRequest, JSONObject
+from gatekeeper.store.base import SECRETS, SERVICE_ACCOUNTS, Store
+
+DEFAULT_SERVICE_ACCOUNT = "default"
+TOKEN_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+PROJECTED_VOLUME_PREFIX = "kube-api-access-"
+NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # utilrand's: no vowels, no look-alikes
+MIRROR_POD_ANNOTATION = "kubernetes.io/config.mirror"
+ENFORCE_MOUNTABLE_SECRETS = "kubernetes.io/enforce-mountable-secrets"
+TOKEN_SECRET_TYPE = "kubernetes.io/service-account-token"
+SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
+SA_UID_ANNOTATION = "kubernetes.io/service-account.uid"
+EPHEMERAL = "ephemeralcontainers"
+_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})  # strconv.ParseBool
+
+
+class ServiceAccount:
+    name: ClassVar[str] = "ServiceAccount"
+    takes_options: ClassVar[bool] = True
+
+    def __init__(self, options: PluginOptions | None = None) -> None:
+        self.secret_token_volume = (options or PluginOptions()).service_account_token_volume == SECRET
+
+    def handles(self, request: AdmissionRequest) -> bool:
+        obj = request.object
+        return (
+            request.is_core("pods")
+            and request.sub_resource in ("", EPHEMERAL)
+            and request.operation in (CREATE, UPDATE)
+            and isinstance(obj, dict)
+            and obj.get("kind", "Pod") == "Pod"
+        )
+
+    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store) -> Warnings:
+        if request.operation != CREATE or request.sub_resource:
+            return None
+        if not is_mirror_pod(obj):
+            spec = obj.setdefault("spec", {})
+            if not spec.get("serviceAccountName"):
+                spec["serviceAccountName"] = DEFAULT_SERVICE_ACCOUNT
+            account = lookup(request, store, spec["serviceAccountName"])
+            if should_automount(account, spec):
+                self._mount_token(request, store, account, spec)
+            if not spec.get("imagePullSecrets") and account.get("imagePullSecrets"):
+                spec["imagePullSecrets"] = [{"name": _ref_name(r)} for r in account["imagePullSecrets"]]
+        return self.validate(request, obj, store)  # Kubernetes' Admit ends with its Validate
+
+    def validate(self, request: AdmissionRequest, obj: JSONObject | None, store: Store) -> Warnings:
+        pod = obj or {}
+        spec = pod.get("spec") or {}
+        if request.operation == UPDATE and request.sub_resource == EPHEMERAL:
+            check_ephemeral_containers(request, store, pod)
+        elif request.operation == CREATE and not request.sub_resource:
+            if is_mirror_pod(pod):
+                check_mirror_pod(request, spec)
+            else:
+                check_pod(request, store, pod)
+        return None
+
+    def _mount_token(
+        self, request: AdmissionRequest, store: Store, account: JSONObject, spec: JSONObject
+    ) -> None:
+        volumes = spec.get("volumes") or []
+        if self.secret_token_volume:
+            token = token_secret_name(store, request.namespace, account)
+            existing = _secret_volume(volumes, token)
+            name = existing or _free_name(token, volumes)
+            volume = {"name": name, "secret": {"secretName": token}}
+        else:
+            existing = _projected_volume(volumes)
+            name = existing or _unique_name(PROJECTED_VOLUME_PREFIX, volumes)
+            volume = projected_volume(name)
+        if mount_token(spec, name) and not existing:
+            spec["volumes"] = [*volumes, volume]
+
+
+def is_mirror_pod(pod: JSONObject) -> bool:
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    return MIRROR_POD_ANNOTATION in annotations
+
+
+def lookup(request: AdmissionRequest, store: Store, name: str) -> JSONObject:
+    account = store.get(SERVICE_ACCOUNTS, request.namespace, name)
+    if account is None:
+        raise forbidden(
+            request,
+            f"error looking up service account {request.namespace}/{name}: "
+            f'serviceaccount "{name}" not found',
+        )
+    return account
+
+
+def should_automount(account: JSONObject, spec: JSONObject) -> bool:
+    """The pod's automountServiceAccountToken wins, then the service account's, else true."""
+    for setting in (spec.get("automountServiceAccountToken"), account.get("automountServiceAccountToken")):
+        if isinstance(setting, bool):
+            return setting
+    return True
+
+
+def enforces_mountable_secrets(account: JSONObject) -> bool:
+    annotations = (account.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(ENFORCE_MOUNTABLE_SECRETS) in _GO_TRUE
+
+
+# --- the token volume -------------------------------------------------------------------
+
+
+def mount_token(spec: JSONObject, volume_name: str) -> bool:
+    """Mount `volume_name` in every init container and container lacking a mount at the token
+    path (ephemeral containers are left alone); True if any container needed it."""
+    needed = False
+    for kind in ("initContainers", "containers"):
+        for container in spec.get(kind) or []:
+            mounts = container.get("volumeMounts") or []
+            if not any(m.get("mountPath") == TOKEN_MOUNT_PATH for m in mounts):
+                mount = {"name": volume_name, "readOnly": True, "mountPath": TOKEN_MOUNT_PATH}
+                container["volumeMounts"] = [*mounts, mount]
+                needed = True
+    return needed
+
+
+def _unique_name(prefix: str, volumes: list[JSONObject]) -> str:
+    taken = {v.get("name") for v in volumes}
+    while True:
+        name = prefix + "".join(secrets.choice(NAME_ALPHABET) for _ in range(5))
+        if name not in taken:
+            return name
+
+
+def _free_name(preferred: str, volumes: list[JSONObject]) -> str:
+    taken = {v.get("name") for v in volumes}
+    return preferred if preferred not in taken else _unique_name(f"{preferred}-", volumes)
+
+
+def _projected_volume(volumes: list[JSONObject]) -> str:
+    """The first volume named kube-api-access-*, reused whatever its content (as Kubernetes does)."""
+    for volume in volumes:
+        if str(volume.get("name", "")).startswith(PROJECTED_VOLUME_PREFIX):
+            return str(volume["name"])
+    return ""
+
+
+def projected_volume(name: str) -> JSONObject:
+    return {
+        "name": name,
+        "projected": {
+            "defaultMode": 420,
+            "sources": [
+                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [
+                    {"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}
+                ]}},
+            ],
+        },
+    }
+
+
+def _secret_volume(volumes: list[JSONObject], token: str) -> str:
+    for volume in volumes:
+        if (volume.get("secret") or {}).get("secretName") == token:
+            return str(volume.get("name", ""))
+    return ""
+
+
+def token_secret_name(store: Store, namespace: str, account: JSONObject) -> str:
+    """The first token Secret the service account references (the pre-1.24 secret-based token)."""
+    referenced = [_ref_name(r) for r in account.get("secrets") or []]
+    for name in referenced:
+        secret = store.get(SECRETS, namespace, name)
+        if secret is not None and is_token_for(secret, account):
+            return name
+    # Kubernetes answered "retry later" while its token controller had not made the secret yet
+    raise AdmissionDenied(
+        500,
+        "ServerTimeout",
+        "The create pod operation against serviceaccounts could not be completed at this time, "
+        "please try again.",
+    )
+
+
+def is_token_for(secret: JSONObject, account: JSONObject) -> bool:
+    if secret.get("type") != TOKEN_SECRET_TYPE:
+        return False
+    annotations = (secret.get("metadata") or {}).get("annotations") or {}
+    meta = account.get("metadata") or {}
+    if annotations.get(SA_NAME_ANNOTATION) != meta.get("name"):
+        return False
+    uid = annotations.get(SA_UID_ANNOTATION)
+    return not uid or uid == meta.get("uid")
+
+
+def _ref_name(ref: Any) -> str:
+    return str(ref.get("name", "")) if isinstance(ref, dict) else ""
+
+
+# --- validation -------------------------------------------------------------------------
+
+
+def check_mirror_pod(request: AdmissionRequest, spec: JSONObject) -> None:
+    if spec.get("serviceAccountName"):
+        raise forbidden(request, "a mirror pod may not reference service accounts")
+    if any(True for _ in pod_secret_names(spec)):
+        raise forbidden(request, "a mirror pod may not reference secrets")
+    for volume in spec.get("volumes") or []:
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            if source.get("serviceAccountToken") is not None:
+                raise forbidden(request, "a mirror pod may not use ServiceAccountToken volume projections")
+
+
+def check_pod(request: AdmissionRequest, store: Store, pod: JSONObject) -> None:
+    spec = pod.get("spec") or {}
+    account_name = spec.get("serviceAccountName")
+    if not account_name:
+        raise forbidden(request, f"no service account specified for pod {request.namespace}/{_pod_name(pod)}")
+    account = lookup(request, store, account_name)
+    if enforces_mountable_secrets(account):
+        problem = unmountable_secret(account, spec)
+        if problem:
+            raise forbidden(request, problem)
+
+
+def check_ephemeral_containers(request: AdmissionRequest, store: Store, pod: JSONObject) -> None:
+    spec = pod.get("spec") or {}
+    account_name = spec.get("serviceAccountName")
+    if not account_name:
+        raise forbidden(request, f"no service account specified for pod {request.namespace}/{_pod_name(pod)}")
+    account = lookup(request, store, account_name)
+    if not enforces_mountable_secrets(account):
+        return
+    problem = _unreferenced_env(account, spec, "ephemeralContainers", "ephemeral container")
+    if problem:
+        # a plain error in Kubernetes, so it surfaces as a 500 with the bare message
+        raise AdmissionDenied(500, "Unknown", problem)
+
+
+def unmountable_secret(account: JSONObject, spec: JSONObject) -> str | None:
+    """The first secret reference the service account does not allow, worded as Kubernetes does."""
+    sa = _account_name(account)
+    mountable = {_ref_name(r) for r in account.get("secrets") or []}
+    for volume in spec.get("volumes") or []:
+        secret = volume.get("secret")
+        if isinstance(secret, dict) and secret.get("secretName", "") not in mountable:
+            return (
+                f'volume with secret.secretName="{secret.get("secretName", "")}" is not allowed '
+                f"because service account {sa} does not reference that secret"
+            )
+    for kind, label in (("initContainers", "init container"), ("containers", "container")):
+        problem = _unreferenced_env(account, spec, kind, label)
+        if problem:
+            return problem
+    pullable = {_ref_name(r) for r in account.get("imagePullSecrets") or []}
+    for index, ref in enumerate(spec.get("imagePullSecrets") or []):
+        if _ref_name(ref) not in pullable:
+            return (
+                f'imagePullSecrets[{index}].name="{_ref_name(ref)}" is not allowed because '
+                f"service account {sa} does not reference that imagePullSecret"
+            )
+    return None
+
+
+def _unreferenced_env(account: JSONObject, spec: JSONObject, kind: str, label: str) -> str | None:
+    mountable = {_ref_name(r) for r in account.get("secrets") or []}
+    for container in spec.get(kind) or []:
+        for how, secret in env_secret_refs(container):
+            if secret not in mountable:
+                return (
+                    f"{label} {container.get('name', '')} with {how} "
+                    f'referencing secret.secretName="{secret}" is not allowed because '
+                    f"service account {_account_name(account)} does not reference that secret"
+                )
+    return None
+
+
+def _account_name(account: JSONObject) -> str:
+    return str((account.get("metadata") or {}).get("name", ""))
+
+
+def _pod_name(pod: JSONObject) -> str:
+    return str((pod.get("metadata") or {}).get("name", ""))
