@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from gatekeeper.authn.user import AUTHENTICATED
+from gatekeeper.authz.schema import field_types
 
 GROUP = "abac.authorization.kubernetes.io"
 V0 = f"{GROUP}/v0"
@@ -38,16 +39,11 @@ class Format(Enum):
     INTERNAL = "__internal"
 
 
-# JSON field names of each format's policy body (§2); the internal type has Go names (§1.8).
-V0_FIELDS = {"user": str, "group": str, "readonly": bool, "resource": str, "namespace": str}
-V1BETA1_SPEC_FIELDS = {
-    "user": str, "group": str, "readonly": bool, "apiGroup": str,
-    "resource": str, "namespace": str, "nonResourcePath": str,
-}
-INTERNAL_SPEC_FIELDS = {
-    "User": str, "Group": str, "Readonly": bool, "APIGroup": str,
-    "Resource": str, "Namespace": str, "NonResourcePath": str,
-}
+# JSON field names and types of each format's policy body (§2), from the schema; the internal
+# type has Go field names (§1.8).
+V0_FIELDS = field_types("v0")
+V1BETA1_SPEC_FIELDS = field_types("v1beta1Spec")
+INTERNAL_SPEC_FIELDS = field_types("internalSpec")
 
 
 @dataclass(frozen=True, slots=True)
