@@ -11,6 +11,8 @@ import builtins
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from gatekeeper.quota.ledger import QuotaLedger
+
 JSONObject = dict[str, Any]
 
 NAMESPACES = "namespaces"
@@ -36,6 +38,11 @@ class StoreError(Exception):
 
 
 class Store(Protocol):
+    @property
+    def quota_ledger(self) -> QuotaLedger:
+        """Quota usage, kept beside the objects (gatekeeper/quota/ledger.py)."""
+        ...
+
     def get(self, resource: str, namespace: str, name: str) -> JSONObject | None: ...
 
     def list(self, resource: str, namespace: str) -> list[JSONObject]:

@@ -7,6 +7,7 @@ import copy
 import threading
 from collections.abc import Iterable
 
+from gatekeeper.quota.ledger import MemoryLedger
 from gatekeeper.store.base import JSONObject, Key, key_of
 
 
@@ -14,6 +15,7 @@ class MemoryStore:
     def __init__(self, objects: Iterable[JSONObject] = ()) -> None:
         self._lock = threading.Lock()
         self._objects: dict[Key, JSONObject] = {}
+        self.quota_ledger = MemoryLedger()
         self.replace_all(objects)
 
     def get(self, resource: str, namespace: str, name: str) -> JSONObject | None:

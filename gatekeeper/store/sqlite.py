@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 
+from gatekeeper.quota.sqlite_ledger import SQLiteLedger
 from gatekeeper.store.base import JSONObject, Key, StoreError, key_of
 
 SCHEMA_VERSION = 1
@@ -47,6 +48,7 @@ class SQLiteStore:
             self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             with self.transaction() as db:
                 _create_schema(db)
+            self.quota_ledger = SQLiteLedger(path)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open SQLite store {path}: {exc}") from None
 
@@ -125,6 +127,7 @@ class SQLiteStore:
 
     def close(self) -> None:
         with self._lock:
+            self.quota_ledger.close()
             self._db.close()
 
 

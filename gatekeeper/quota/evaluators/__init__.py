@@ -1,0 +1,1 @@
+"""Usage evaluators, one per kind of object quota can measure; registry.py picks one per request."""

@@ -1,0 +1,49 @@
+"""What quota needs to know about one kind of object (quota.Evaluator, minus listing)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from gatekeeper.admission.request import AdmissionRequest
+from gatekeeper.quota.resources import ResourceList
+from gatekeeper.quota.scopes import ScopeRequirement
+
+JSONObject = dict[str, Any]
+
+
+class Evaluator(Protocol):
+    def handles(self, request: AdmissionRequest) -> bool:
+        """Whether a CREATE/UPDATE is charged (Evaluator.Handles); DELETEs go to `releases`."""
+        ...
+
+    def releases(self, request: AdmissionRequest) -> bool:
+        """Whether a DELETE gives this object's usage back (gatekeeper is its own quota controller)."""
+        ...
+
+    def matching_resources(self, names: Iterable[str]) -> list[str]:
+        """The quota resource names among `names` that this evaluator measures."""
+        ...
+
+    def matches_scope(self, requirement: ScopeRequirement, obj: JSONObject) -> bool: ...
+
+    def constraints(self, required: Iterable[str], obj: JSONObject) -> str | None:
+        """What the object must declare for a quota on `required` (the error text), or None."""
+        ...
+
+    def usage(self, obj: JSONObject) -> ResourceList: ...
+
+
+class NoScopes:
+    """Only pods have scopes: a scoped quota never applies to other objects (MatchesNoScopeFunc)."""
+
+    def matches_scope(self, requirement: ScopeRequirement, obj: JSONObject) -> bool:
+        return False
+
+    def constraints(self, required: Iterable[str], obj: JSONObject) -> str | None:
+        return None
+
+
+def object_count_name(group: str, resource: str) -> str:
+    """count/<resource>[.<group>] (generic.ObjectCountQuotaResourceNameFor)."""
+    return f"count/{resource}.{group}" if group else f"count/{resource}"

@@ -1,0 +1,32 @@
+"""Object counts: count/<resource>[.<group>] for anything, plus the legacy bare names of a few core kinds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from gatekeeper.admission.request import CREATE, DELETE, AdmissionRequest
+from gatekeeper.quantity import Quantity
+from gatekeeper.quota.evaluators.base import JSONObject, NoScopes, object_count_name
+from gatekeeper.quota.resources import ResourceList
+
+# Core kinds Kubernetes also counts under their bare resource name ("secrets" as well as "count/secrets").
+LEGACY_ALIASES = frozenset({"configmaps", "secrets", "replicationcontrollers", "resourcequotas"})
+
+
+class ObjectCountEvaluator(NoScopes):
+    def __init__(self, group: str, resource: str) -> None:
+        self.names = [object_count_name(group, resource)]
+        if group == "" and resource in LEGACY_ALIASES:
+            self.names.append(resource)
+
+    def handles(self, request: AdmissionRequest) -> bool:
+        return request.operation == CREATE and not request.sub_resource
+
+    def releases(self, request: AdmissionRequest) -> bool:
+        return request.operation == DELETE and not request.sub_resource
+
+    def matching_resources(self, names: Iterable[str]) -> list[str]:
+        return [name for name in names if name in self.names]
+
+    def usage(self, obj: JSONObject) -> ResourceList:
+        return {name: Quantity.from_int(1) for name in self.names}

@@ -1,0 +1,48 @@
+"""Services: the count, load balancers and node ports (evaluator/core/services.go)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from gatekeeper.admission.request import CREATE, DELETE, UPDATE, AdmissionRequest
+from gatekeeper.quantity import Quantity
+from gatekeeper.quota.evaluators.base import JSONObject, NoScopes
+
+SERVICES = "services"
+COUNT = "count/services"
+LOAD_BALANCERS = "services.loadbalancers"
+NODE_PORTS = "services.nodeports"
+RESOURCES = (SERVICES, COUNT, LOAD_BALANCERS, NODE_PORTS)
+
+
+class ServiceEvaluator(NoScopes):
+    def handles(self, request: AdmissionRequest) -> bool:
+        return request.operation in (CREATE, UPDATE)
+
+    def releases(self, request: AdmissionRequest) -> bool:
+        return request.operation == DELETE and not request.sub_resource
+
+    def matching_resources(self, names: Iterable[str]) -> list[str]:
+        return [name for name in names if name in RESOURCES]
+
+    def usage(self, obj: JSONObject) -> dict[str, Quantity]:
+        spec = obj.get("spec") or {}
+        kind = spec.get("type") or "ClusterIP"
+        return {
+            SERVICES: Quantity.from_int(1),
+            COUNT: Quantity.from_int(1),
+            LOAD_BALANCERS: Quantity.from_int(1 if kind == "LoadBalancer" else 0),
+            NODE_PORTS: Quantity.from_int(node_ports(kind, spec)),
+        }
+
+
+def node_ports(kind: str, spec: JSONObject) -> int:
+    """NodePort: every port; LoadBalancer: every port, or only explicit nodePorts when allocation is off."""
+    ports = [p for p in spec.get("ports") or [] if isinstance(p, dict)]
+    if kind == "NodePort":
+        return len(ports)
+    if kind != "LoadBalancer":
+        return 0
+    if spec.get("allocateLoadBalancerNodePorts") is False:
+        return sum(1 for p in ports if p.get("nodePort"))
+    return len(ports)

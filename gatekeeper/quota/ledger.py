@@ -1,0 +1,115 @@
+"""The quota ledger: how much of each ResourceQuota is used, changed atomically and once per request.
+
+Kubernetes keeps `status.used` on the ResourceQuota object and charges it with a compare-and-swap in
+etcd. gatekeeper keeps it in a ledger instead, so the manifests stay what the operator wrote:
+
+* A quota's usage starts from its *seed*, the `status.used` of its manifest, the first time the
+  ledger sees the quota; from then on the ledger's usage wins, so a restart, a manifest reload or
+  a change of `hard` keeps what was charged. `reconcile` replaces it with a recount.
+* `apply` reads the namespace's usage, asks `change` what the new usage is (or for a refusal), and
+  writes it, all in one transaction, so two requests can never both take the last unit.
+* `apply` runs at most once per request uid: a retried or reinvoked review is not charged twice.
+
+Quantities are stored as canonical strings; the arithmetic belongs to the caller (gatekeeper.quota).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+Used = dict[str, str]
+"""A quota's usage: resource name -> canonical quantity."""
+
+NamespaceUsage = dict[str, Used]
+"""Usage of every quota of one namespace: quota name -> Used."""
+
+REMEMBER_REQUESTS_SECONDS = 24 * 3600
+"""How long a request uid is remembered; kube-apiserver retries within seconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """`change` declines: nothing is written and the message goes back to the caller."""
+
+    message: str
+
+
+Change = Callable[[NamespaceUsage], NamespaceUsage | Refused]
+"""Given the current usage of a namespace, the new usage of the quotas that change, or a refusal."""
+
+
+class Applied(Enum):
+    CHANGED = "changed"
+    REPLAYED = "replayed"  # this request uid was applied before; nothing changed now
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    applied: Applied
+    message: str = ""
+
+
+class QuotaLedger(Protocol):
+    def usage(self, namespace: str, seeds: Mapping[str, Used]) -> NamespaceUsage:
+        """The current usage of the quotas named in `seeds` (quota name -> manifest status.used)."""
+        ...
+
+    def apply(self, namespace: str, request_uid: str, seeds: Mapping[str, Used], change: Change) -> Outcome:
+        """Atomically: unless `request_uid` was applied before, write what `change` returns."""
+        ...
+
+    def reconcile(self, usage: Mapping[tuple[str, str], Used]) -> None:
+        """Replace the usage of every (namespace, quota) in `usage`, recomputed from live objects."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def current(rows: Mapping[str, Used], seeds: Mapping[str, Used]) -> NamespaceUsage:
+    """Usage of each quota in `seeds`: the ledger's row if it has one, else the seed."""
+    return {name: dict(rows.get(name, seed)) for name, seed in seeds.items()}
+
+
+class MemoryLedger:
+    """The ledger of one process (offline CLI, tests): a dict behind a lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[tuple[str, str], Used] = {}
+        self._applied: dict[str, float] = {}
+
+    def usage(self, namespace: str, seeds: Mapping[str, Used]) -> NamespaceUsage:
+        with self._lock:
+            return current(self._namespace_rows(namespace), seeds)
+
+    def apply(self, namespace: str, request_uid: str, seeds: Mapping[str, Used], change: Change) -> Outcome:
+        with self._lock:
+            if request_uid in self._applied:
+                return Outcome(Applied.REPLAYED)
+            before = current(self._namespace_rows(namespace), seeds)
+            after = change(before)
+            if isinstance(after, Refused):
+                return Outcome(Applied.REFUSED, after.message)
+            for name, used in after.items():
+                self._rows[(namespace, name)] = dict(used)
+            now = time.time()
+            self._applied = {u: t for u, t in self._applied.items() if t > now - REMEMBER_REQUESTS_SECONDS}
+            self._applied[request_uid] = now
+            return Outcome(Applied.CHANGED)
+
+    def reconcile(self, usage: Mapping[tuple[str, str], Used]) -> None:
+        with self._lock:
+            for key, used in usage.items():
+                self._rows[key] = dict(used)
+
+    def close(self) -> None:
+        pass
+
+    def _namespace_rows(self, namespace: str) -> dict[str, Used]:
+        return {name: row for (ns, name), row in self._rows.items() if ns == namespace}

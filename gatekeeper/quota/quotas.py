@@ -1,0 +1,45 @@
+"""A ResourceQuota object as quota admission reads it: what is enforced, from where usage starts.
+
+Kubernetes' admission reads only `status.hard`, filled by the quota controller from `spec.hard`.
+gatekeeper is its own quota controller, so a quota without `status.hard` enforces `spec.hard`
+(and its missing usage counts as zero, as the controller would have written it); a quota with
+`status.hard` is a snapshot of a live cluster and is enforced exactly as Kubernetes does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gatekeeper.quota.resources import QuotaError, ResourceList, parse_list, to_strings
+from gatekeeper.quota.scopes import ScopeRequirement, parse_scopes
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    namespace: str
+    name: str
+    hard: ResourceList
+    seed: dict[str, str]  # status.used of the manifest, canonical: where the ledger starts
+    scopes: tuple[ScopeRequirement, ...]
+    synced_here: bool  # no status.hard: gatekeeper acts as the controller that syncs spec.hard
+
+    def usage_known(self, used: Mapping[str, object], resource: str) -> bool:
+        """hasUsageStats for one resource: a snapshot must list it; our own quotas start at zero."""
+        return self.synced_here or resource in used
+
+
+def parse_quota(obj: Mapping[str, Any]) -> Quota:
+    """A stored ResourceQuota as a Quota; QuotaError names the malformed field."""
+    metadata = obj.get("metadata") or {}
+    namespace, name = str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
+    where = f"resourcequota {namespace}/{name}"
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if not isinstance(spec, dict) or not isinstance(status, dict):
+        raise QuotaError(f"{where}: spec and status must be objects")
+    synced_here = status.get("hard") is None
+    hard = parse_list(spec.get("hard") if synced_here else status.get("hard"),
+                      f"{where}: {'spec' if synced_here else 'status'}.hard")
+    used = parse_list(status.get("used"), f"{where}: status.used")
+    return Quota(namespace, name, hard, to_strings(used), parse_scopes(spec, f"{where}: spec"), synced_here)

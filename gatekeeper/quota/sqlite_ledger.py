@@ -1,0 +1,133 @@
+"""The quota ledger in a SQLite file, shared by every worker process that opens the same file.
+
+Each `apply` is one `BEGIN IMMEDIATE` transaction: it takes SQLite's write lock before reading, so
+the read-check-write of two requests (in any threads or processes) never interleaves, and the
+usage and the request uid are committed together or not at all (kill -9 loses neither half).
+WAL lets readers (GET /quota) proceed while a charge is being written.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+
+from gatekeeper.quota.ledger import (
+    REMEMBER_REQUESTS_SECONDS,
+    Applied,
+    Change,
+    NamespaceUsage,
+    Outcome,
+    Refused,
+    Used,
+    current,
+)
+from gatekeeper.store.base import StoreError
+
+BUSY_TIMEOUT_MS = 30_000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS quota_usage (
+    namespace TEXT NOT NULL,
+    quota     TEXT NOT NULL,
+    used      TEXT NOT NULL,  -- JSON {resource: canonical quantity}
+    PRIMARY KEY (namespace, quota)
+);
+CREATE TABLE IF NOT EXISTS quota_requests (
+    uid       TEXT PRIMARY KEY,  -- admission request uid, applied at most once
+    namespace TEXT NOT NULL,
+    at        REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS quota_requests_at ON quota_requests (at);
+"""
+
+
+class SQLiteLedger:
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = FULL")
+            with self._transaction():
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+        except sqlite3.Error as exc:
+            raise StoreError(f"quota ledger {self.path}: {exc}") from None
+
+    def usage(self, namespace: str, seeds: Mapping[str, Used]) -> NamespaceUsage:
+        with self._lock:
+            try:
+                return current(self._rows(namespace), seeds)
+            except sqlite3.Error as exc:
+                raise StoreError(f"quota ledger {self.path}: {exc}") from None
+
+    def apply(self, namespace: str, request_uid: str, seeds: Mapping[str, Used], change: Change) -> Outcome:
+        try:
+            with self._transaction():
+                seen = self._db.execute("SELECT 1 FROM quota_requests WHERE uid = ?", (request_uid,))
+                if seen.fetchone() is not None:
+                    return Outcome(Applied.REPLAYED)
+                after = change(current(self._rows(namespace), seeds))
+                if isinstance(after, Refused):
+                    return Outcome(Applied.REFUSED, after.message)
+                for name, used in after.items():
+                    self._write(namespace, name, used)
+                self._remember(namespace, request_uid)
+                return Outcome(Applied.CHANGED)
+        except sqlite3.Error as exc:
+            raise StoreError(f"quota ledger {self.path}: {exc}") from None
+
+    def reconcile(self, usage: Mapping[tuple[str, str], Used]) -> None:
+        try:
+            with self._transaction():
+                for (namespace, name), used in usage.items():
+                    self._write(namespace, name, used)
+        except sqlite3.Error as exc:
+            raise StoreError(f"quota ledger {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (a refusal writes nothing)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _rows(self, namespace: str) -> dict[str, Used]:
+        cursor = self._db.execute("SELECT quota, used FROM quota_usage WHERE namespace = ?", (namespace,))
+        return {quota: orjson.loads(used) for quota, used in cursor}
+
+    def _write(self, namespace: str, name: str, used: Used) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO quota_usage (namespace, quota, used) VALUES (?, ?, ?)",
+            (namespace, name, _json(used)),
+        )
+
+    def _remember(self, namespace: str, request_uid: str) -> None:
+        now = time.time()
+        self._db.execute("DELETE FROM quota_requests WHERE at < ?", (now - REMEMBER_REQUESTS_SECONDS,))
+        self._db.execute("INSERT INTO quota_requests (uid, namespace, at) VALUES (?, ?, ?)",
+                         (request_uid, namespace, now))
+
+
+def _json(used: Used) -> str:
+    return orjson.dumps(used, option=orjson.OPT_SORT_KEYS).decode()
