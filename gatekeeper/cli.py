@@ -11,6 +11,8 @@ import sys
 COMMANDS = (
     "serve",
     "authorize",
+    "admit",
+    "state",
 )
 
 

@@ -1,0 +1,189 @@
+"""`gatekeeper admit`: AdmissionReviews in, responses out (mutate, then validate), offline.
+
+Two forms: reviews (one JSON document or JSON lines) -> one AdmissionReview response per line;
+or, for people, `--object pod.yaml --namespace NS --user NAME` -> the decision and the mutated
+object in YAML.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from gatekeeper.admission.chain import Chain, build_chain
+from gatekeeper.admission.outcome import Outcome
+from gatekeeper.admission.registry import TOKEN_VOLUME_MODES, PluginOptions, UnknownPlugin, parse_plugin_list
+from gatekeeper.api.admission import bad_review_response, parse_admission_review, review_response, review_uid
+from gatekeeper.api.fields import InvalidObject
+from gatekeeper.commands.io import documents, write_json_line
+from gatekeeper.commands.state import write_list_file
+from gatekeeper.config import DEFAULT_ADMISSION_PLUGINS
+from gatekeeper.store.base import Store, StoreError
+from gatekeeper.store.factory import StoreURLError, open_store
+from gatekeeper.store.manifests import ManifestError, ManifestSync
+
+# kinds the human form knows how to name as resources; others get a lower-case plural guess
+_RESOURCES = {
+    "Pod": "pods", "Namespace": "namespaces", "ConfigMap": "configmaps", "Secret": "secrets",
+    "Service": "services", "ServiceAccount": "serviceaccounts", "LimitRange": "limitranges",
+    "ResourceQuota": "resourcequotas", "PersistentVolumeClaim": "persistentvolumeclaims",
+    "Deployment": "deployments", "ReplicaSet": "replicasets", "StatefulSet": "statefulsets",
+    "DaemonSet": "daemonsets", "Job": "jobs", "CronJob": "cronjobs", "Ingress": "ingresses",
+}
+_CLUSTER_SCOPED = frozenset({"Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding",
+                             "StorageClass", "PriorityClass", "CustomResourceDefinition"})
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "admit", help="run AdmissionReviews through the admission chain offline (mutate, then validate)"
+    )
+    p.add_argument("--state", type=Path, action="append", default=[],
+                   help="manifest file or folder of Namespaces, LimitRanges, ResourceQuotas, "
+                        "ServiceAccounts, Secrets (repeatable)")
+    p.add_argument("--store", default="memory://",
+                   help="where the state lives while reviews run (memory:// or sqlite:///PATH)")
+    p.add_argument("--enable-admission-plugins", "--admission-control", dest="enable_admission_plugins",
+                   default=",".join(DEFAULT_ADMISSION_PLUGINS))
+    p.add_argument("--service-account-token-volume", choices=TOKEN_VOLUME_MODES, default="projected",
+                   help="token volume the ServiceAccount plugin mounts: projected (current Kubernetes) "
+                        "or secret (the service account's token Secret)")
+    p.add_argument("--state-out", type=Path, help="write the store's objects after the last review")
+    p.add_argument("--object", type=Path, help="build the review from this object (YAML or JSON)")
+    p.add_argument("--namespace", help="with --object: the request namespace (default: the object's)")
+    p.add_argument("--user", default="admin", help="with --object: the requesting user")
+    p.add_argument("--group", action="append", default=[], help="with --object: a group (repeatable)")
+    p.add_argument("--operation", choices=("CREATE", "UPDATE", "DELETE"), default="CREATE")
+    p.add_argument("--dry-run", action="store_true", help="with --object: a dry-run request")
+    p.add_argument("input", nargs="?", default="-", help="AdmissionReviews: JSON or JSON lines; - for stdin")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        options = PluginOptions(service_account_token_volume=args.service_account_token_volume)
+        chain = build_chain(parse_plugin_list(args.enable_admission_plugins), options)
+    except UnknownPlugin as exc:
+        return _fail(str(exc), 2)
+    try:
+        store = open_store(args.store)
+    except (StoreURLError, StoreError) as exc:
+        return _fail(str(exc), 2)
+    try:
+        if args.state:
+            ManifestSync(store, args.state).load()
+        code = _run_object(args, chain, store) if args.object else _run_reviews(args.input, chain, store)
+        if args.state_out:
+            write_list_file(args.state_out, store)
+        return code
+    except (ManifestError, StoreError) as exc:
+        return _fail(str(exc), 1)
+    except OSError as exc:
+        return _fail(f"{exc.filename or args.input}: {exc.strerror or exc}", 1)
+    finally:
+        store.close()
+
+
+def _run_reviews(source: str, chain: Chain, store: Store) -> int:
+    failures = 0
+    for doc in documents(source):
+        version = _version_of(doc.value)
+        try:
+            if doc.error:
+                raise InvalidObject(doc.error)
+            version, request = parse_admission_review(doc.value)
+        except InvalidObject as exc:
+            print(f"gatekeeper admit: {doc.source}:{doc.line}: {exc}", file=sys.stderr)
+            failures += 1
+            message = f"not a valid AdmissionReview: {exc}"
+            write_json_line(sys.stdout, bad_review_response(version, review_uid(doc.value), message))
+            continue
+        write_json_line(sys.stdout, review_response(version, request.uid, chain.admit(request, store)))
+    return 1 if failures else 0
+
+
+def _version_of(doc: Any) -> str:
+    api_version = doc.get("apiVersion") if isinstance(doc, dict) else None
+    return "v1beta1" if api_version == "admission.k8s.io/v1beta1" else "v1"
+
+
+def _run_object(args: argparse.Namespace, chain: Chain, store: Store) -> int:
+    review = build_review(args)
+    try:
+        _version, request = parse_admission_review(review)
+    except InvalidObject as exc:
+        return _fail(f"{args.object}: {exc}", 1)
+    outcome = chain.admit(request, store)
+    print_decision(outcome)
+    return 0 if outcome.allowed else 1
+
+
+def build_review(args: argparse.Namespace) -> dict[str, Any]:
+    """The AdmissionReview kube-apiserver would send for --operation on --object."""
+    obj = _read_object(args.object)
+    kind = str(obj.get("kind", ""))
+    group, _, version = str(obj.get("apiVersion", "v1")).rpartition("/")
+    metadata = obj.get("metadata") or {}
+    namespace = "" if kind in _CLUSTER_SCOPED else (args.namespace or metadata.get("namespace") or "default")
+    if namespace:
+        obj.setdefault("metadata", {})["namespace"] = namespace
+    resource = _RESOURCES.get(kind) or _plural(kind.lower())
+    deleting = args.operation == "DELETE"
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": str(uuid.uuid4()),
+            "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": resource},
+            "name": str(metadata.get("name", "")),
+            "namespace": namespace,
+            "operation": args.operation,
+            "userInfo": {"username": args.user, "groups": [*args.group, "system:authenticated"]},
+            "object": None if deleting else obj,
+            "oldObject": obj if deleting or args.operation == "UPDATE" else None,
+            "dryRun": args.dry_run,
+        },
+    }
+
+
+def _read_object(path: Path) -> dict[str, Any]:
+    try:
+        value = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"{path}: not valid YAML or JSON: {exc}") from None
+    if not isinstance(value, dict) or not isinstance(value.get("kind"), str):
+        raise ManifestError(f"{path}: expected one object with a kind")
+    return value
+
+
+def _plural(word: str) -> str:
+    if word.endswith("y"):
+        return word[:-1] + "ies"
+    return word + ("es" if word.endswith("s") else "s")
+
+
+def print_decision(outcome: Outcome) -> None:
+    if outcome.denied is None:
+        print("allowed")
+    else:
+        denied = outcome.denied
+        print(f"denied ({denied.code} {denied.reason}): {denied.message}")
+    for warning in outcome.warnings:
+        print(f"warning: {warning}")
+    if outcome.allowed and outcome.object is not None:
+        if outcome.patch:
+            print(f"patch: {orjson.dumps(outcome.patch).decode()}")
+        print("---")
+        yaml.safe_dump(outcome.object, sys.stdout, sort_keys=False)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"gatekeeper admit: {message}", file=sys.stderr)
+    return code
