@@ -156,8 +156,10 @@ def decode_line(text: str, number: int) -> DecodedLine:
 def _parse_json(text: str) -> Any:
     try:
         return json.loads(text, parse_constant=_reject_constant)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except json.JSONDecodeError as exc:
         raise LineError(f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise LineError("invalid JSON: nested too deeply") from None
 
 
 def _reject_constant(token: str) -> Any:
@@ -181,6 +183,8 @@ def _parse_yaml(text: str) -> Any:
         documents = list(yaml.load_all(text, Loader=_GoYAMLLoader))
     except yaml.YAMLError as exc:
         raise LineError(f"invalid YAML: {exc}".replace("\n", " ")) from None
+    except RecursionError:
+        raise LineError("invalid YAML: nested too deeply") from None
     value = documents[0] if documents else None
     if isinstance(value, dict):
         return {_yaml_key(k): v for k, v in value.items()}

@@ -67,3 +67,14 @@ def test_a_65535_byte_line_is_fine_and_65536_is_not() -> None:
     with pytest.raises(PolicyError) as err:
         parse_policy(ok[:-2] + b'a"}', "p")
     assert err.value.line is None and "token too long" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"a: " + b"[" * 30000 + b"]" * 30000, b'{"a":' * 10000 + b"1" + b"}" * 10000],
+)
+def test_deeply_nested_lines_are_refused_with_a_clear_error(line: bytes) -> None:
+    """Deliberately stricter than Go (which accepts JSON nesting to depth 10,000 and would turn
+    this garbled line into an everyone-may-do-everything rule): refused, never a crash."""
+    with pytest.raises(PolicyError, match=r"p:1: invalid (JSON|YAML): nested too deeply"):
+        parse_policy(line, "p")
