@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,6 +35,7 @@ class Settings(BaseModel):
     enable_admission_plugins: tuple[str, ...] = DEFAULT_ADMISSION_PLUGINS
     state: tuple[Path, ...] = ()
     store: str = "sqlite:///var/gatekeeper.db"
+    service_account_token_volume: Literal["projected", "secret"] = "projected"
 
     workers: int = Field(default=1, ge=1)
     reload_interval: float = Field(default=1.0, gt=0)

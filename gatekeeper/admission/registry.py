@@ -7,10 +7,13 @@ that fails to import breaks only the configurations that enable it.
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from gatekeeper.admission.plugin import Plugin
+
+log = logging.getLogger("gatekeeper.admission")
 
 PROJECTED = "projected"
 SECRET = "secret"
@@ -41,23 +44,30 @@ class UnknownPlugin(ValueError):
     """A plugin name that is not registered, or whose module cannot be loaded."""
 
 
+class PluginNotBuilt(UnknownPlugin):
+    """A registered plugin whose module does not exist (yet) in this checkout."""
+
+
 def _plugin_class(name: str) -> Callable[..., Plugin]:
     module_name, class_name = _PLUGINS[name]
+    qualified = f"gatekeeper.admission.plugins.{module_name}"
     try:
-        module = importlib.import_module(f"gatekeeper.admission.plugins.{module_name}")
-    except ImportError as exc:
-        raise UnknownPlugin(f"admission plugin {name} is not available in this build: {exc}") from None
+        module = importlib.import_module(qualified)
+    except ModuleNotFoundError as exc:
+        if exc.name != qualified:
+            raise  # the plugin exists but something it imports is missing: a real error
+        raise PluginNotBuilt(f"admission plugin {name} is not built in this checkout") from None
     cls: Callable[..., Plugin] = getattr(module, class_name)
     return cls
 
 
-def plugin_available(name: str) -> bool:
-    """True when `name` is registered and its module loads (tests skip a plugin not yet built)."""
+def plugin_registered(name: str) -> bool:
+    """True when `name` is registered and its module exists (tests skip a plugin not yet built)."""
     if name not in _PLUGINS:
         return False
     try:
         _plugin_class(name)
-    except (UnknownPlugin, AttributeError):
+    except PluginNotBuilt:
         return False
     return True
 
@@ -77,7 +87,12 @@ def build_plugins(names: Iterable[str], options: PluginOptions | None = None) ->
     options = options or PluginOptions()
     plugins: list[Plugin] = []
     for name in check_names(names):
-        cls = _plugin_class(name)
+        try:
+            cls = _plugin_class(name)
+        except PluginNotBuilt as exc:
+            # only while the plugin set is being built: say so loudly, and run the others
+            log.error("%s; running without it", exc)
+            continue
         plugins.append(cls(options) if getattr(cls, "takes_options", False) else cls())
     return plugins
 

@@ -13,7 +13,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import orjson
 import yaml
 
 from gatekeeper.admission.chain import Chain, build_chain
@@ -178,8 +177,6 @@ def print_decision(outcome: Outcome) -> None:
     for warning in outcome.warnings:
         print(f"warning: {warning}")
     if outcome.allowed and outcome.object is not None:
-        if outcome.patch:
-            print(f"patch: {orjson.dumps(outcome.patch).decode()}")
         print("---")
         yaml.safe_dump(outcome.object, sys.stdout, sort_keys=False)
 

@@ -37,7 +37,11 @@ def register(sub: Any) -> None:
                    default=",".join(DEFAULT_ADMISSION_PLUGINS))
     p.add_argument("--state", type=Path, action="append", default=[],
                    help="manifest file or folder (repeatable)")
-    p.add_argument("--store", default="sqlite:///var/gatekeeper.db")
+    p.add_argument("--store", default="sqlite:///var/gatekeeper.db",
+                   help="admission state: sqlite:///PATH (sqlite:////abs/path) or memory://")
+    p.add_argument("--service-account-token-volume", choices=("projected", "secret"), default="projected",
+                   help="token volume the ServiceAccount plugin mounts: projected (current Kubernetes) "
+                        "or secret (the service account's token Secret)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--reload-interval", type=float, default=1.0)
     p.add_argument("--max-request-bytes", type=int, default=3 * 1024 * 1024)
@@ -62,6 +66,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         enable_admission_plugins=plugins,
         state=tuple(args.state),
         store=args.store,
+        service_account_token_volume=args.service_account_token_volume,
         workers=args.workers,
         reload_interval=args.reload_interval,
         max_request_bytes=args.max_request_bytes,

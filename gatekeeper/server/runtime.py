@@ -11,6 +11,7 @@ from typing import Any
 
 from gatekeeper.authz.evaluator import Evaluator, load_evaluator
 from gatekeeper.config import Settings
+from gatekeeper.server.admission_state import build_admission
 from gatekeeper.server.reload import Watched
 
 log = logging.getLogger("gatekeeper.server")
@@ -24,6 +25,8 @@ class Runtime:
             "authorization policy", [policy_file], lambda: load_evaluator(policy_file)
         )
         self.watched: list[Watched[Any]] = [self.policy]
+        self.admission = build_admission(settings)  # store, state manifests, plugin chain
+        self.watched.extend(self.admission.watched)
 
     def reload_all(self) -> None:
         for item in self.watched:

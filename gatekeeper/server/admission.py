@@ -1,0 +1,53 @@
+"""POST /mutate, /validate, /admit: AdmissionReview webhooks, answered in the version sent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from gatekeeper.admission.outcome import Outcome
+from gatekeeper.admission.request import AdmissionRequest
+from gatekeeper.api.admission import parse_admission_review, review_response
+from gatekeeper.api.fields import InvalidObject
+from gatekeeper.authn.user import UserInfo
+from gatekeeper.server.body import read_json_object
+from gatekeeper.server.caller import require_caller
+from gatekeeper.server.responses import JSONResponse, bad_request
+from gatekeeper.server.runtime import Runtime
+from gatekeeper.store.base import Store
+
+router = APIRouter()
+
+Phase = Callable[[AdmissionRequest, Store], Outcome]
+
+
+@router.post("/mutate")
+async def mutate(request: Request, _caller: UserInfo = Depends(require_caller)) -> JSONResponse:
+    runtime: Runtime = request.app.state.runtime
+    return await _review(request, runtime.admission.chain.mutate, with_patch=True)
+
+
+@router.post("/validate")
+async def validate(request: Request, _caller: UserInfo = Depends(require_caller)) -> JSONResponse:
+    runtime: Runtime = request.app.state.runtime
+    return await _review(request, runtime.admission.chain.validate, with_patch=False)
+
+
+@router.post("/admit")
+async def admit(request: Request, _caller: UserInfo = Depends(require_caller)) -> JSONResponse:
+    runtime: Runtime = request.app.state.runtime
+    return await _review(request, runtime.admission.chain.admit, with_patch=True)
+
+
+async def _review(request: Request, phase: Phase, with_patch: bool) -> JSONResponse:
+    runtime: Runtime = request.app.state.runtime
+    doc = await read_json_object(request, runtime.settings.max_request_bytes)
+    try:
+        version, admission_request = parse_admission_review(doc)
+    except InvalidObject as exc:
+        raise bad_request(f"not a valid AdmissionReview: {exc}") from None
+    # the store may block (SQLite), so the chain runs off the event loop
+    outcome = await run_in_threadpool(phase, admission_request, runtime.admission.store)
+    return JSONResponse(review_response(version, admission_request.uid, outcome, with_patch=with_patch))
