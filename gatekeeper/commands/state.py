@@ -12,7 +12,8 @@ import orjson
 import yaml
 
 from gatekeeper.commands.io import read_text
-from gatekeeper.store.base import JSONObject, Store, StoreError
+from gatekeeper.quota.status import with_usage
+from gatekeeper.store.base import JSONObject, Store, StoreError, key_of
 from gatekeeper.store.factory import StoreURLError, open_store
 from gatekeeper.store.manifests import ManifestError, parse_objects
 
@@ -68,7 +69,10 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def object_list(store: Store) -> JSONObject:
-    return {"apiVersion": "v1", "kind": "List", "metadata": {}, "items": store.all()}
+    """Every stored object; ResourceQuotas carry the quota ledger's usage in status.used."""
+    quotas = {key_of(quota): quota for quota in with_usage(store)}
+    items = [quotas.get(key_of(obj), obj) for obj in store.all()]
+    return {"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items}
 
 
 def write_list(out: TextIO, store: Store, output: str) -> None:

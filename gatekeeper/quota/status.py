@@ -6,7 +6,7 @@ import copy
 
 from gatekeeper.quota.check import effective_used, seeds
 from gatekeeper.quota.quotas import Quota, parse_quota
-from gatekeeper.quota.resources import to_strings
+from gatekeeper.quota.resources import QuotaError, to_strings
 from gatekeeper.store.base import RESOURCE_QUOTAS, JSONObject, Store
 
 
@@ -25,7 +25,11 @@ def with_usage(store: Store, namespace: str | None = None) -> list[JSONObject]:
     result = []
     for ns in sorted({_namespace(o) for o in objects}):
         in_namespace = [o for o in objects if _namespace(o) == ns]
-        quotas = [parse_quota(o) for o in in_namespace]
+        try:
+            quotas = [parse_quota(o) for o in in_namespace]
+        except QuotaError:
+            result.extend(in_namespace)  # shown as stored; admission names the problem when it reads them
+            continue
         usage = store.quota_ledger.usage(ns, seeds(quotas))
         for obj, quota in zip(in_namespace, quotas, strict=True):
             shown = copy.deepcopy(obj)
