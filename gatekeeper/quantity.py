@@ -275,16 +275,44 @@ def _div_away_from_zero(numerator: int, denominator: int) -> int:
     return quotient if numerator >= 0 else -quotient
 
 
-def limit_request_ratio(limit: Quantity, request: Quantity) -> Fraction:
-    """limit / request exactly (LimitRanger's maxLimitRequestRatio); request must be non-zero."""
+def exceeds_ratio(limit: Quantity, request: Quantity, max_ratio: Quantity) -> bool:
+    """|limit| > |request| × max_ratio, exactly (LimitRanger's maxLimitRequestRatio; equality passes)."""
+    # In nano-units: |L|/10⁹ > |R|/10⁹ × K/10⁹  ⇔  |L| × 10⁹ > |R| × K
+    return abs(limit.nanos) * NANOS_PER_UNIT > abs(request.nanos) * max_ratio.nanos
+
+
+# Beyond this many powers of ten between the two values Kubernetes prints the ratio as a mantissa
+# with six decimals and an exponent rather than building the whole number.
+_RATIO_FOLD_LIMIT: Final = 40
+
+
+def ratio_string(limit: Quantity, request: Quantity) -> str:
+    """|limit| / |request| as LimitRanger prints it: half-to-even at six decimals ("2.000000",
+    "1.333333"), or "1.500000e45" when the two differ by more than 10^40. request must be non-zero."""
     if request.is_zero():
-        raise ZeroDivisionError("limit_request_ratio: request is 0")
-    return Fraction(limit.nanos, request.nanos)
+        raise ZeroDivisionError("ratio_string: request is 0")
+    if limit.is_zero():
+        return "0.000000"
+    limit_digits, limit_exp = _decimal_mantissa(abs(limit.nanos))
+    request_digits, request_exp = _decimal_mantissa(abs(request.nanos))
+    exponent = limit_exp - request_exp
+    if abs(exponent) <= _RATIO_FOLD_LIMIT:
+        return _six_decimals(Fraction(abs(limit.nanos), abs(request.nanos)))
+    mantissa = Fraction(limit_digits, request_digits)
+    shift = 0
+    while mantissa >= 10:
+        mantissa /= 10
+        shift += 1
+    while mantissa < 1:
+        mantissa *= 10
+        shift -= 1
+    text = _six_decimals(mantissa)
+    if text.startswith("10."):  # rounding carried the mantissa to ten
+        text, shift = _six_decimals(Fraction(round(mantissa * 10**6), 10**7)), shift + 1
+    return f"{text}e{exponent + shift}" if exponent + shift else text
 
 
-def format_ratio(ratio: Fraction) -> str:
-    """Go's %f of a ratio: rounded half-to-even to 6 decimals ("2.000000", "1.333333")."""
-    millionths = round(ratio * 1_000_000)  # Fraction.__round__ rounds half to even
-    sign = "-" if millionths < 0 else ""
-    whole, fraction = divmod(abs(millionths), 1_000_000)
-    return f"{sign}{whole}.{fraction:06d}"
+def _six_decimals(value: Fraction) -> str:
+    millionths = round(value * 1_000_000)  # Fraction.__round__ rounds half to even
+    whole, fraction = divmod(millionths, 1_000_000)
+    return f"{whole}.{fraction:06d}"

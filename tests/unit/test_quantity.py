@@ -14,10 +14,10 @@ from gatekeeper.quantity import (
     Quantity,
     QuantityError,
     canonical,
-    format_ratio,
-    limit_request_ratio,
+    exceeds_ratio,
     parse_json_quantity,
     parse_quantity,
+    ratio_string,
 )
 
 DSI, BSI, DEX = Format.DECIMAL_SI, Format.BINARY_SI, Format.DECIMAL_EXPONENT
@@ -329,15 +329,43 @@ def test_json_values_rejected(raw: object) -> None:
         parse_json_quantity(raw)
 
 
-def test_ratio() -> None:
-    assert format_ratio(limit_request_ratio(q("2"), q("1"))) == "2.000000"
-    assert format_ratio(limit_request_ratio(q("400m"), q("300m"))) == "1.333333"
-    assert format_ratio(limit_request_ratio(q("2"), q("3"))) == "0.666667"
-    assert format_ratio(Fraction(5, 10**7)) == "0.000000"  # half to even
-    assert format_ratio(Fraction(15, 10**7)) == "0.000002"
-    assert format_ratio(limit_request_ratio(q("1Gi"), q("1G"))) == "1.073742"
+@pytest.mark.parametrize(
+    ("limit", "req", "expected"),
+    [
+        ("2", "1", "2.000000"),
+        ("400m", "300m", "1.333333"),
+        ("2", "3", "0.666667"),
+        ("1Gi", "1G", "1.073742"),
+        ("9223372036854775809", "1", "9223372036854775809.000000"),
+        ("-2", "1", "2.000000"),  # magnitudes
+        ("1000000005n", "2", "0.500000"),  # 0.5000000025 → 0.500000
+        ("1000000001n", "2000000000", "0.000000"),  # below half a millionth
+        ("3000001n", "2000", "0.000002"),  # 1.5000005e-6: just above half a millionth, rounds up
+        ("1e50", "1n", "1.000000e59"),
+        ("15e50", "1", "1.500000e51"),
+        ("1n", "1e50", "1.000000e-59"),
+        ("9999999999e45", "1n", "1.000000e64"),  # rounding carries the mantissa to ten
+    ],
+)
+def test_ratio_string(limit: str, req: str, expected: str) -> None:
+    assert ratio_string(q(limit), q(req)) == expected
+
+
+def test_ratio_string_rounds_half_to_even() -> None:
+    assert ratio_string(q("5n"), q("10m")) == "0.000000"  # exactly 0.0000005
+    assert ratio_string(q("15n"), q("10m")) == "0.000002"  # exactly 0.0000015
+    assert ratio_string(q("25n"), q("10m")) == "0.000002"  # exactly 0.0000025
     with pytest.raises(ZeroDivisionError):
-        limit_request_ratio(q("1"), ZERO)
+        ratio_string(q("1"), ZERO)
+
+
+def test_exceeds_ratio_is_exact() -> None:
+    assert not exceeds_ratio(q("2"), q("1"), q("2"))
+    assert exceeds_ratio(q("2000000001n"), q("1"), q("2"))
+    assert not exceeds_ratio(q("18446744073709551616"), q("18446744073709551616"), q("1"))
+    assert exceeds_ratio(q("9223372036854775809"), q("1"), q("2"))
+    assert exceeds_ratio(q("-3"), q("1"), q("2"))
+    assert not exceeds_ratio(q("1500m"), q("1"), q("1.5"))
 
 
 # -- properties ---------------------------------------------------------------------------------
