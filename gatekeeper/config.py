@@ -28,6 +28,7 @@ class Settings(BaseModel):
     token_auth_file: Path | None = None
     basic_auth_file: Path | None = None
     anonymous_auth: bool = False
+    api_audiences: tuple[str, ...] = ()
 
     authorization_policy_file: Path = Path("policies/abac.jsonl")
     authorization_deny_unmatched: bool = False

@@ -30,6 +30,9 @@ def register(sub: Any) -> None:
     p.add_argument("--token-auth-file", type=Path)
     p.add_argument("--basic-auth-file", type=Path)
     p.add_argument("--anonymous-auth", action=argparse.BooleanOptionalAction, default=False)
+    p.add_argument("--api-audiences", default="",
+                   help="comma-separated audiences static tokens are valid for (TokenReview); "
+                        "default: defer to the API server's own")
     p.add_argument("--authorization-policy-file", type=Path, default=Path("policies/abac.jsonl"))
     p.add_argument("--authorization-deny-unmatched", action="store_true",
                    help="answer denied:true when no rule matches (gatekeeper is the only authorizer)")
@@ -61,6 +64,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         token_auth_file=args.token_auth_file,
         basic_auth_file=args.basic_auth_file,
         anonymous_auth=args.anonymous_auth,
+        api_audiences=tuple(a.strip() for a in args.api_audiences.split(",") if a.strip()),
         authorization_policy_file=args.authorization_policy_file,
         authorization_deny_unmatched=args.authorization_deny_unmatched,
         enable_admission_plugins=plugins,
@@ -82,6 +86,8 @@ def with_dev_certificates(settings: Settings) -> Settings:
         raise SystemExit("error: --tls-cert-file and --tls-private-key-file go together")
     ca, server = pki.ensure_dev_pki(settings.cert_dir)
     log.info("no TLS flags: serving the dev certificate %s (CA %s)", server.cert, ca.cert)
+    client = pki.ensure_dev_client(settings.cert_dir, pki.DEV_CLIENT)
+    log.info("dev client certificate for user %r: %s (key %s)", pki.DEV_CLIENT, client.cert, client.key)
     return settings.model_copy(update={
         "tls_cert_file": server.cert,
         "tls_private_key_file": server.key,

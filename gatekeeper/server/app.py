@@ -11,13 +11,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from gatekeeper.config import Settings
-from gatekeeper.server import admission, authorize, health
+from gatekeeper.server import admission, authenticate, authorize, health, quota
 from gatekeeper.server.responses import HTTPError, JSONResponse, status_body
 from gatekeeper.server.runtime import Runtime
 
 log = logging.getLogger("gatekeeper.server")
 
-ROUTERS = (health.router, authorize.router, admission.router)
+ROUTERS = (health.router, authorize.router, authenticate.router, admission.router, quota.router)
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -9,6 +9,10 @@ import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
+from gatekeeper.authn.basicauth import BasicAuthFile, load_basic_auth_file
+from gatekeeper.authn.tokenfile import TokenFile, load_token_file
+from gatekeeper.authn.union import RequestAuthenticator
+from gatekeeper.authn.x509 import X509Authenticator
 from gatekeeper.authz.evaluator import Evaluator, load_evaluator
 from gatekeeper.config import Settings
 from gatekeeper.server.admission_state import build_admission
@@ -27,6 +31,28 @@ class Runtime:
         self.watched: list[Watched[Any]] = [self.policy]
         self.admission = build_admission(settings)  # store, state manifests, plugin chain
         self.watched.extend(self.admission.watched)
+        # Caller authentication (issue 3): the credential files reload like the policy.
+        token_file, basic_file = settings.token_auth_file, settings.basic_auth_file
+        self.tokens: Watched[TokenFile] | None = None
+        self.basic_auth: Watched[BasicAuthFile] | None = None
+        if token_file is not None:
+            self.tokens = Watched("token file", [token_file], lambda: load_token_file(token_file))
+            self.watched.append(self.tokens)
+        if basic_file is not None:
+            self.basic_auth = Watched(
+                "basic-auth file", [basic_file], lambda: load_basic_auth_file(basic_file)
+            )
+            self.watched.append(self.basic_auth)
+        self.x509 = X509Authenticator.from_file(settings.client_ca_file) if settings.client_ca_file else None
+
+    def authenticator(self) -> RequestAuthenticator:
+        """The authentication methods in force now (the current version of each file)."""
+        return RequestAuthenticator(
+            x509=self.x509,
+            tokens=self.tokens.current if self.tokens else None,
+            basic=self.basic_auth.current if self.basic_auth else None,
+            anonymous=self.settings.anonymous_auth,
+        )
 
     def reload_all(self) -> None:
         for item in self.watched:

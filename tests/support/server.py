@@ -1,18 +1,39 @@
-"""Run a real `gatekeeper serve` on loopback for a test, and talk to it over real TLS."""
+"""Run a real `gatekeeper serve` on loopback for a test, and talk to it over real TLS.
+
+gatekeeper authenticates its callers. `server.client()` presents, by default, the dev client
+certificate of user "kube-apiserver" that `gatekeeper serve` creates in its cert dir on first run
+(the default policy, policies/abac.jsonl, lets that user call every webhook path). A test with
+its own policy file needs these lines for the endpoints it calls:
+
+    {"apiVersion":"abac.authorization.kubernetes.io/v1beta1","kind":"Policy","spec":{"user":"kube-apiserver","nonResourcePath":"/authorize"}}
+
+(one per path: /authorize, /authenticate, /mutate, /validate, /admit; or "nonResourcePath":"*").
+
+Other identities: `server.client(cert=None)` presents nothing (anonymous, or token/basic auth via
+headers=...); `server.client_as("alice", groups=["dev"])` presents a certificate for alice issued
+by the same dev CA.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+
+from gatekeeper import pki
+
+DEFAULT_USER = pki.DEV_CLIENT  # "kube-apiserver"
+_DEFAULT: Any = object()  # "the kube-apiserver dev certificate, if the cert dir has one"
 
 
 def free_port() -> int:
@@ -32,9 +53,39 @@ class Server:
     def ca_file(self) -> Path:
         return self.cert_dir / "ca.crt"
 
-    def client(self, cert: tuple[str, str] | None = None, **kwargs: object) -> httpx.Client:
-        """An HTTPS client that trusts the server's CA (and presents `cert` if given)."""
-        return httpx.Client(base_url=self.url, verify=str(self.ca_file), cert=cert, timeout=10, **kwargs)  # type: ignore[arg-type]
+    @property
+    def default_cert(self) -> tuple[str, str] | None:
+        """The kube-apiserver dev client certificate `serve` made in the cert dir (None if absent)."""
+        pair = pki.pair(self.cert_dir, pki.client_stem(DEFAULT_USER))
+        return (str(pair.cert), str(pair.key)) if pair.cert.exists() and pair.key.exists() else None
+
+    def client(self, cert: tuple[str, str] | None = _DEFAULT, **kwargs: Any) -> httpx.Client:
+        """An HTTPS client that trusts the server's CA and presents `cert`.
+
+        By default the kube-apiserver dev client certificate; cert=None presents no certificate.
+        """
+        if cert is _DEFAULT:
+            cert = self.default_cert
+        return httpx.Client(base_url=self.url, verify=self.tls_context(cert), timeout=10, **kwargs)
+
+    def tls_context(self, cert: tuple[str, str] | None = None) -> ssl.SSLContext:
+        """Trusts the server's CA and presents `cert` (httpx 0.28 ignores cert= next to verify=PATH)."""
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        if cert is not None:
+            context.load_cert_chain(cert[0], cert[1])
+        return context
+
+    def client_cert(self, user: str, groups: Sequence[str] = (), uid: str = "") -> tuple[str, str]:
+        """A client certificate for `user`, issued by the server's dev CA (cert dir ca.crt/ca.key)."""
+        out = self.cert_dir.parent / "test-clients"
+        ca = pki.load(pki.pair(self.cert_dir, pki.CA_NAME))
+        stem = pki.client_stem(f"{user}-{'-'.join(groups)}-{uid}")
+        pair = pki.write(pki.issue_client(ca, user, groups, uid), out, stem)
+        return str(pair.cert), str(pair.key)
+
+    def client_as(self, user: str, groups: Sequence[str] = (), uid: str = "", **kwargs: Any) -> httpx.Client:
+        """An HTTPS client that presents a dev-CA certificate for `user` (CN) in `groups` (O)."""
+        return self.client(cert=self.client_cert(user, groups, uid), **kwargs)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -1,0 +1,159 @@
+"""Password hashes for the basic-auth file's password column, made and checked with `cryptography`.
+
+A password column that starts with one of these prefixes is a hash; anything else is a plaintext
+password (kube-apiserver's format, kept for compatibility):
+
+    $scrypt$ln=15,r=8,p=3$<salt>$<hash>            scrypt, N = 2**ln (the default of hash-password)
+    $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>   Argon2id, the PHC string format
+    $pbkdf2-sha256$i=600000$<salt>$<hash>          PBKDF2-HMAC-SHA256 (verify only)
+
+<salt> and <hash> are standard base64 without padding (as in the PHC string format). Every
+comparison is constant-time: plaintext passwords are compared as SHA-256 digests with
+hmac.compare_digest, so neither the content nor the length of the stored password leaks.
+Nothing here ever puts a password or a hash into an exception message.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from cryptography.exceptions import InvalidKey
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+Algorithm = Literal["scrypt", "argon2id"]
+ALGORITHMS: tuple[Algorithm, ...] = ("scrypt", "argon2id")
+PREFIXES = ("$scrypt$", "$argon2id$", "$pbkdf2-sha256$")
+
+# scrypt: N=2**15, r=8, p=3 is one of OWASP's equivalent settings (32 MiB, ~0.2 s on one core).
+SCRYPT_LN, SCRYPT_R, SCRYPT_P = 15, 8, 3
+# Argon2id: OWASP's first recommendation (19 MiB, 2 iterations, 1 lane).
+ARGON2_M, ARGON2_T, ARGON2_P = 19456, 2, 1
+SALT_BYTES = 16
+KEY_BYTES = 32
+
+# Refuse parameters that would make a single check take minutes or gigabytes (a hostile file).
+MAX_SCRYPT_LN, MAX_SCRYPT_RP = 22, 64
+MAX_PBKDF2_ITERATIONS = 10_000_000
+
+_SCRYPT = re.compile(r"^\$scrypt\$ln=(\d{1,2}),r=(\d{1,3}),p=(\d{1,3})\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$")
+_ARGON2 = re.compile(
+    r"^\$argon2id\$v=19\$m=(\d{1,8}),t=(\d{1,4}),p=(\d{1,3})\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$"
+)
+_PBKDF2 = re.compile(r"^\$pbkdf2-sha256\$i=(\d{1,9})\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$")
+
+
+class PasswordFormatError(ValueError):
+    """A password column that claims to be a hash but is not a valid one (message has no secret)."""
+
+
+def b64encode(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii").rstrip("=")
+
+
+def b64decode(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+
+
+def is_hashed(column: str) -> bool:
+    """True if a password column holds a hash (by prefix), false for a plaintext password."""
+    return column.startswith(PREFIXES)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPassword:
+    """One parsed password column; `verify` is constant-time for the stored value."""
+
+    scheme: Literal["plain", "scrypt", "argon2id", "pbkdf2-sha256"]
+    encoded: str  # the column as written (a hash, or the plaintext password)
+    _digest: bytes = b""  # plain: sha256 of the password
+
+    @property
+    def is_slow(self) -> bool:
+        """A hash check costs real CPU time (run it off the event loop)."""
+        return self.scheme != "plain"
+
+    def verify(self, password: str) -> bool:
+        given = password.encode("utf-8")
+        if self.scheme == "plain":
+            return hmac.compare_digest(hashlib.sha256(given).digest(), self._digest)
+        if self.scheme == "argon2id":
+            from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+            try:
+                Argon2id.verify_phc_encoded(given, self.encoded)
+            except InvalidKey:
+                return False
+            return True
+        if self.scheme == "scrypt":
+            m = _SCRYPT.match(self.encoded)
+            assert m is not None  # checked by parse_password
+            ln, r, p = int(m[1]), int(m[2]), int(m[3])
+            expected = b64decode(m[5])
+            derived = Scrypt(salt=b64decode(m[4]), length=len(expected), n=2**ln, r=r, p=p).derive(given)
+            return hmac.compare_digest(derived, expected)
+        m = _PBKDF2.match(self.encoded)
+        assert m is not None
+        expected = b64decode(m[3])
+        kdf = PBKDF2HMAC(hashes.SHA256(), length=len(expected), salt=b64decode(m[2]), iterations=int(m[1]))
+        return hmac.compare_digest(kdf.derive(given), expected)
+
+
+def parse_password(column: str) -> StoredPassword:
+    """Parse a password column; raises PasswordFormatError for a malformed hash."""
+    if not is_hashed(column):
+        return StoredPassword("plain", column, hashlib.sha256(column.encode("utf-8")).digest())
+    if column.startswith("$scrypt$"):
+        m = _SCRYPT.match(column)
+        if not m:
+            raise PasswordFormatError("malformed scrypt hash: expected $scrypt$ln=N,r=N,p=N$salt$hash")
+        ln, r, p = int(m[1]), int(m[2]), int(m[3])
+        if not (1 <= ln <= MAX_SCRYPT_LN and 1 <= r <= MAX_SCRYPT_RP and 1 <= p <= MAX_SCRYPT_RP):
+            raise PasswordFormatError(f"scrypt parameters out of range (ln 1..{MAX_SCRYPT_LN}, r, p 1..64)")
+        _check_b64(m[4], m[5])
+        return StoredPassword("scrypt", column)
+    if column.startswith("$argon2id$"):
+        m = _ARGON2.match(column)
+        if not m:
+            raise PasswordFormatError("malformed argon2id hash: expected $argon2id$v=19$m=,t=,p=$salt$hash")
+        if int(m[1]) > 4 * 1024 * 1024:
+            raise PasswordFormatError("argon2id memory cost above 4 GiB")
+        _check_b64(*column.rsplit("$", 2)[1:])
+        return StoredPassword("argon2id", column)
+    m = _PBKDF2.match(column)
+    if not m:
+        raise PasswordFormatError("malformed pbkdf2-sha256 hash: expected $pbkdf2-sha256$i=N$salt$hash")
+    if not 1 <= int(m[1]) <= MAX_PBKDF2_ITERATIONS:
+        raise PasswordFormatError("pbkdf2-sha256 iteration count out of range")
+    _check_b64(m[2], m[3])
+    return StoredPassword("pbkdf2-sha256", column)
+
+
+def _check_b64(*parts: str) -> None:
+    for part in parts:
+        try:
+            b64decode(part)
+        except ValueError:
+            raise PasswordFormatError("malformed hash: salt or hash is not base64") from None
+
+
+def hash_password(password: str, algorithm: Algorithm = "scrypt") -> str:
+    """A new hash of `password` with a random salt, for the basic-auth file's password column."""
+    salt = os.urandom(SALT_BYTES)
+    given = password.encode("utf-8")
+    if algorithm == "scrypt":
+        key = Scrypt(salt=salt, length=KEY_BYTES, n=2**SCRYPT_LN, r=SCRYPT_R, p=SCRYPT_P).derive(given)
+        return f"$scrypt$ln={SCRYPT_LN},r={SCRYPT_R},p={SCRYPT_P}${b64encode(salt)}${b64encode(key)}"
+    if algorithm == "argon2id":
+        from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+        kdf = Argon2id(salt=salt, length=KEY_BYTES, iterations=ARGON2_T, lanes=ARGON2_P, memory_cost=ARGON2_M)
+        return kdf.derive_phc_encoded(given)
+    raise ValueError(f"unknown password hash algorithm {algorithm!r}; expected {' or '.join(ALGORITHMS)}")
