@@ -13,6 +13,7 @@ COMMANDS = (
     "authorize",
     "admit",
     "state",
+    "quota",
 )
 
 
