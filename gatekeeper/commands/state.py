@@ -12,7 +12,8 @@ import orjson
 import yaml
 
 from gatekeeper.commands.io import read_text
-from gatekeeper.quota.status import with_usage
+from gatekeeper.quota.resources import QuotaError
+from gatekeeper.quota.status import namespace_quotas, with_usage
 from gatekeeper.store.base import JSONObject, Store, StoreError, key_of
 from gatekeeper.store.factory import StoreURLError, open_store
 from gatekeeper.store.manifests import ManifestError, parse_objects
@@ -44,16 +45,30 @@ def run_sync(args: argparse.Namespace) -> int:
         store = open_store(args.store)
         try:
             store.replace_all(objects)
+            restart_quota_usage(store)
         finally:
             store.close()
     except OSError as exc:
         return _fail(f"{args.input}: {exc.strerror or exc}")
-    except (ManifestError, StoreURLError, StoreError) as exc:
+    except (ManifestError, StoreURLError, StoreError, QuotaError) as exc:
         return _fail(str(exc))
     counts = Counter(obj["kind"] for obj in objects)
     summary = ", ".join(f"{kind}: {n}" for kind, n in sorted(counts.items())) or "nothing"
     print(f"synced {len(objects)} objects into {args.store} ({summary})", file=sys.stderr)
     return 0
+
+
+def restart_quota_usage(store: Store) -> None:
+    """Synced quotas carry the cluster's status.used: the ledger starts again from it."""
+    usage = {}
+    for namespace in sorted({_namespace(q) for q in store.all() if q.get("kind") == "ResourceQuota"}):
+        for quota in namespace_quotas(store, namespace):
+            usage[(namespace, quota.name)] = quota.seed
+    store.quota_ledger.reconcile(usage)
+
+
+def _namespace(obj: JSONObject) -> str:
+    return str((obj.get("metadata") or {}).get("namespace") or "")
 
 
 def run_show(args: argparse.Namespace) -> int:
