@@ -11,6 +11,10 @@ import sys
 COMMANDS = (
     "serve",
     "authorize",
+    "authenticate",
+    "hash_password",
+    "certs",
+    "webhook_config",
     "admit",
     "state",
     "quota",

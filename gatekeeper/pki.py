@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -193,13 +194,29 @@ def pair(directory: Path, stem: str) -> KeyPair:
 
 
 def ensure_dev_client(
-    directory: Path, user: str, groups: Sequence[str] = (), uid: str = "", force: bool = False
+    directory: Path,
+    user: str,
+    groups: Sequence[str] = (),
+    uid: str = "",
+    force: bool = False,
+    match_subject: bool = False,
 ) -> KeyPair:
-    """<user>.crt/.key under `directory`, issued by its dev CA (made by ensure_dev_pki) if missing."""
+    """<user>.crt/.key under `directory`, issued by its dev CA (made by ensure_dev_pki).
+
+    An existing pair is kept unless `force`, unless the CA in `directory` did not sign it, or
+    (with `match_subject`) unless its subject is not CN=user, O=groups, uid.
+    """
     client = pair(directory, client_stem(user))
-    if client.cert.exists() and client.key.exists() and not force:
-        return client
     ca = load(pair(directory, CA_NAME))
+    if client.cert.exists() and client.key.exists() and not force:
+        existing = x509.load_pem_x509_certificate(client.cert.read_bytes())
+        try:
+            existing.verify_directly_issued_by(ca.certificate)
+            signed_by_ca = True
+        except (ValueError, TypeError, InvalidSignature):
+            signed_by_ca = False
+        if signed_by_ca and (not match_subject or existing.subject == _name(user, groups, uid)):
+            return client
     return write(issue_client(ca, user, groups, uid), directory, client_stem(user))
 
 

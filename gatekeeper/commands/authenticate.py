@@ -1,0 +1,56 @@
+"""`gatekeeper authenticate`: TokenReviews in, the same reviews with status out (JSON lines)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from gatekeeper.api.authentication import parse_token_review, token_review_response
+from gatekeeper.api.fields import InvalidObject
+from gatekeeper.authn.csvfile import CredentialFileError
+from gatekeeper.authn.tokenfile import load_token_file
+from gatekeeper.authn.tokenreview import review_token
+from gatekeeper.commands.io import documents, write_json_line
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "authenticate", help="decide TokenReviews offline against a token file"
+    )
+    p.add_argument("--token-auth-file", type=Path, required=True)
+    p.add_argument("--api-audiences", default="",
+                   help="comma-separated audiences the tokens are valid for (default: any; "
+                        "answers then leave the audience check to the API server)")
+    p.add_argument("input", nargs="?", default="-", help="a JSON document or JSON lines; - for stdin")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        tokens = load_token_file(args.token_auth_file)
+    except CredentialFileError as exc:
+        print(f"gatekeeper authenticate: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"gatekeeper authenticate: {args.token_auth_file}: {exc.strerror}", file=sys.stderr)
+        return 1
+    api_audiences = tuple(a.strip() for a in args.api_audiences.split(",") if a.strip())
+    failures = 0
+    try:
+        for doc in documents(args.input):
+            try:
+                if doc.error:
+                    raise InvalidObject(doc.error)
+                version, token, audiences = parse_token_review(doc.value)
+            except InvalidObject as exc:
+                print(f"gatekeeper authenticate: {doc.source}:{doc.line}: {exc}", file=sys.stderr)
+                failures += 1
+                continue
+            result = review_token(tokens, token, audiences, api_audiences)
+            write_json_line(sys.stdout, token_review_response(doc.value, version, result))
+    except OSError as exc:
+        print(f"gatekeeper authenticate: {args.input}: {exc.strerror}", file=sys.stderr)
+        return 1
+    return 1 if failures else 0

@@ -1,0 +1,293 @@
+"""`gatekeeper webhook-config --url https://HOST:PORT`: what a kube-apiserver needs to call gatekeeper.
+
+Writes into --out-dir (default webhook-config/):
+
+    authorization-webhook.kubeconfig   --authorization-webhook-config-file           (URL/authorize)
+    authentication-webhook.kubeconfig  --authentication-token-webhook-config-file    (URL/authenticate)
+    admission-configuration.yaml       --admission-control-config-file (AdmissionConfiguration)
+    admission-kubeconfig.yaml          the client certificate kube-apiserver shows the admission webhooks
+    admission-webhooks.yaml            Mutating/ValidatingWebhookConfiguration, for `kubectl apply -f`
+    kube-apiserver-flags.txt           the flags that use them
+
+The kubeconfig files embed kube-apiserver's client certificate and private key: they are written
+with mode 0600 and listed in the folder's .gitignore. The caBundle/certificate-authority-data is
+the CA that signed gatekeeper's serving certificate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from gatekeeper import pki
+
+AUTHORIZATION_KUBECONFIG = "authorization-webhook.kubeconfig"
+AUTHENTICATION_KUBECONFIG = "authentication-webhook.kubeconfig"
+ADMISSION_CONFIGURATION = "admission-configuration.yaml"
+ADMISSION_KUBECONFIG = "admission-kubeconfig.yaml"
+ADMISSION_WEBHOOKS = "admission-webhooks.yaml"
+FLAGS = "kube-apiserver-flags.txt"
+SECRET_FILES = (AUTHORIZATION_KUBECONFIG, AUTHENTICATION_KUBECONFIG, ADMISSION_KUBECONFIG)
+
+# What the admission plugins act on: pods (LimitRanger, ServiceAccount, ResourceQuota), the objects
+# ResourceQuota counts, and namespaces (NamespaceLifecycle refuses deleting the immortal ones).
+MUTATING_RULES: list[dict[str, Any]] = [
+    {"operations": ["CREATE", "UPDATE"], "apiGroups": [""], "apiVersions": ["v1"],
+     "resources": ["pods"], "scope": "Namespaced"},
+]
+VALIDATING_RULES: list[dict[str, Any]] = [
+    {"operations": ["CREATE", "UPDATE", "DELETE"], "apiGroups": [""], "apiVersions": ["v1"],
+     "resources": ["pods", "services", "persistentvolumeclaims", "configmaps", "secrets",
+                   "replicationcontrollers", "resourcequotas", "serviceaccounts", "limitranges"],
+     "scope": "Namespaced"},
+    {"operations": ["DELETE"], "apiGroups": [""], "apiVersions": ["v1"],
+     "resources": ["namespaces"], "scope": "Cluster"},
+]
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "webhook-config",
+        help="write kube-apiserver's webhook kubeconfigs and the admission webhook manifests",
+        description=__doc__.split("\n\n", 1)[0] if __doc__ else None,
+    )
+    p.add_argument("--url", required=True, help="gatekeeper's base URL as the API server reaches it")
+    p.add_argument("--out-dir", type=Path, default=Path("webhook-config"))
+    p.add_argument("--cert-dir", type=Path, default=Path("certs"),
+                   help="the dev PKI of `gatekeeper certs init` (default: certs)")
+    p.add_argument("--ca-file", type=Path,
+                   help="the CA of gatekeeper's serving certificate (default: CERT_DIR/ca.crt)")
+    p.add_argument("--client-cert", type=Path,
+                   help="kube-apiserver's client certificate (default: CERT_DIR/kube-apiserver.crt)")
+    p.add_argument("--client-key", type=Path, help="its private key (default: CERT_DIR/kube-apiserver.key)")
+    p.add_argument("--config-dir", type=Path,
+                   help="where these files will be on the API server's host (default: --out-dir, absolute)")
+    p.add_argument("--timeout-seconds", type=int, default=10, help="admission webhook timeout, 1..30")
+    p.add_argument("--failure-policy", choices=("Fail", "Ignore"), default="Fail")
+    p.add_argument("--exempt-namespace", action="append", default=None, metavar="NAMESPACE",
+                   help="namespaces the admission webhooks never see (repeatable; default kube-system)")
+    p.add_argument("--name", default="gatekeeper", help="name of the webhook configuration objects")
+    p.set_defaults(run=run)
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    url: str
+    ca_pem: bytes
+    client_cert_pem: bytes
+    client_key_pem: bytes
+    config_dir: Path
+    timeout_seconds: int
+    failure_policy: str
+    exempt_namespaces: tuple[str, ...]
+    name: str
+
+
+def check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError(f"--url {url!r}: expected https://HOST[:PORT]")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"--url {url!r}: no query, fragment or user info")
+    return url.rstrip("/")
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def webhook_kubeconfig(inputs: Inputs, path: str) -> dict[str, Any]:
+    """A kubeconfig for --authorization-webhook-config-file / --authentication-token-webhook-config-file."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{
+            "name": inputs.name,
+            "cluster": {
+                "server": inputs.url + path,
+                "certificate-authority-data": b64(inputs.ca_pem),
+            },
+        }],
+        "users": [{"name": pki.DEV_CLIENT, "user": _client_identity(inputs)}],
+        "contexts": [{"name": "webhook", "context": {"cluster": inputs.name, "user": pki.DEV_CLIENT}}],
+        "current-context": "webhook",
+        "preferences": {},
+    }
+
+
+def _client_identity(inputs: Inputs) -> dict[str, str]:
+    return {
+        "client-certificate-data": b64(inputs.client_cert_pem),
+        "client-key-data": b64(inputs.client_key_pem),
+    }
+
+
+def admission_kubeconfig(inputs: Inputs) -> dict[str, Any]:
+    """The kubeconfig of WebhookAdmissionConfiguration: users named by the webhook URL's host[:port]."""
+    parts = urlsplit(inputs.url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    names = [f"{host}:{parts.port}"] if parts.port else [host]
+    if parts.port == 443:
+        names.append(host)
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "users": [{"name": name, "user": _client_identity(inputs)} for name in names],
+    }
+
+
+def admission_configuration(inputs: Inputs) -> dict[str, Any]:
+    kubeconfig = str(inputs.config_dir / ADMISSION_KUBECONFIG)
+    return {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "AdmissionConfiguration",
+        "plugins": [
+            {
+                "name": plugin,
+                "configuration": {
+                    "apiVersion": "apiserver.config.k8s.io/v1",
+                    "kind": "WebhookAdmissionConfiguration",
+                    "kubeConfigFile": kubeconfig,
+                },
+            }
+            for plugin in ("ValidatingAdmissionWebhook", "MutatingAdmissionWebhook")
+        ],
+    }
+
+
+def _webhook(inputs: Inputs, verb: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "name": f"{verb}.{inputs.name}.local",
+        "clientConfig": {"url": f"{inputs.url}/{verb}", "caBundle": b64(inputs.ca_pem)},
+        "rules": rules,
+        "namespaceSelector": {"matchExpressions": [{
+            "key": "kubernetes.io/metadata.name",
+            "operator": "NotIn",
+            "values": list(inputs.exempt_namespaces),
+        }]},
+        "matchPolicy": "Equivalent",
+        "failurePolicy": inputs.failure_policy,
+        "sideEffects": "NoneOnDryRun",
+        "admissionReviewVersions": ["v1"],
+        "timeoutSeconds": inputs.timeout_seconds,
+    }
+
+
+def webhook_configurations(inputs: Inputs) -> list[dict[str, Any]]:
+    mutating = _webhook(inputs, "mutate", MUTATING_RULES)
+    mutating["reinvocationPolicy"] = "Never"
+    labels = {"app.kubernetes.io/name": "gatekeeper"}
+    return [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": inputs.name, "labels": labels},
+            "webhooks": [mutating],
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": inputs.name, "labels": labels},
+            "webhooks": [_webhook(inputs, "validate", VALIDATING_RULES)],
+        },
+    ]
+
+
+def kube_apiserver_flags(inputs: Inputs) -> list[str]:
+    d = inputs.config_dir
+    return [
+        "--authorization-mode=Webhook,RBAC",
+        f"--authorization-webhook-config-file={d / AUTHORIZATION_KUBECONFIG}",
+        "--authorization-webhook-version=v1",
+        f"--authentication-token-webhook-config-file={d / AUTHENTICATION_KUBECONFIG}",
+        "--authentication-token-webhook-version=v1",
+        f"--admission-control-config-file={d / ADMISSION_CONFIGURATION}",
+        "--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+    ]
+
+
+def write_all(inputs: Inputs, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    authorization = webhook_kubeconfig(inputs, "/authorize")
+    authentication = webhook_kubeconfig(inputs, "/authenticate")
+    written = [
+        _write_yaml(out_dir / AUTHORIZATION_KUBECONFIG, [authorization], secret=True),
+        _write_yaml(out_dir / AUTHENTICATION_KUBECONFIG, [authentication], secret=True),
+        _write_yaml(out_dir / ADMISSION_KUBECONFIG, [admission_kubeconfig(inputs)], secret=True),
+        _write_yaml(out_dir / ADMISSION_CONFIGURATION, [admission_configuration(inputs)]),
+        _write_yaml(out_dir / ADMISSION_WEBHOOKS, webhook_configurations(inputs)),
+    ]
+    flags = out_dir / FLAGS
+    flags.write_text("\n".join(kube_apiserver_flags(inputs)) + "\n")
+    ignore = out_dir / ".gitignore"
+    ignore.write_text("# kube-apiserver's private key is embedded in these: never commit them.\n"
+                      + "".join(f"{name}\n" for name in SECRET_FILES))
+    return [*written, flags]
+
+
+def _write_yaml(path: Path, docs: Sequence[dict[str, Any]], secret: bool = False) -> Path:
+    text = yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False)
+    if secret:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(path, 0o600)
+    else:
+        path.write_text(text)
+    return path
+
+
+def inputs_from(args: argparse.Namespace) -> Inputs:
+    url = check_url(args.url)
+    if not 1 <= args.timeout_seconds <= 30:
+        raise ValueError("--timeout-seconds must be between 1 and 30 (kube-apiserver's limits)")
+    cert_dir: Path = args.cert_dir
+    ca_file = args.ca_file or cert_dir / "ca.crt"
+    if (args.client_cert is None) != (args.client_key is None):
+        raise ValueError("--client-cert and --client-key go together")
+    if args.client_cert is None:
+        client = pki.pair(cert_dir, pki.client_stem(pki.DEV_CLIENT))
+        if not (client.cert.exists() and client.key.exists()):
+            client = pki.ensure_dev_client(cert_dir, pki.DEV_CLIENT)
+        cert_file, key_file = client.cert, client.key
+    else:
+        cert_file, key_file = args.client_cert, args.client_key
+    config_dir = args.config_dir or args.out_dir.resolve()
+    return Inputs(
+        url=url,
+        ca_pem=ca_file.read_bytes(),
+        client_cert_pem=cert_file.read_bytes(),
+        client_key_pem=key_file.read_bytes(),
+        config_dir=config_dir,
+        timeout_seconds=args.timeout_seconds,
+        failure_policy=args.failure_policy,
+        exempt_namespaces=tuple(args.exempt_namespace or ("kube-system",)),
+        name=args.name,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        inputs = inputs_from(args)
+        written = write_all(inputs, args.out_dir)
+    except (OSError, ValueError) as exc:
+        print(f"gatekeeper webhook-config: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    print("\nkube-apiserver flags:")
+    for flag in kube_apiserver_flags(inputs):
+        print(f"  {flag}")
+    print(f"\nregister the admission webhooks: kubectl apply -f {args.out_dir / ADMISSION_WEBHOOKS}")
+    return 0
