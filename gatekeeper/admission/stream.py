@@ -8,9 +8,12 @@ updates and deletes. Subresource requests (status, token, ...) change nothing he
 from __future__ import annotations
 
 import copy
+import logging
 
 from gatekeeper.admission.request import CREATE, DELETE, UPDATE, AdmissionRequest, JSONObject
-from gatekeeper.store.base import NAMESPACES, Store
+from gatekeeper.store.base import NAMESPACES, Store, key_of
+
+log = logging.getLogger("gatekeeper.admission")
 
 # resource -> kind of the core-group objects the store keeps
 TRACKED = {
@@ -30,7 +33,13 @@ def record(request: AdmissionRequest, obj: JSONObject | None, store: Store) -> N
     if request.operation == DELETE:
         _record_delete(request, store)
     elif request.operation in (CREATE, UPDATE) and obj is not None:
-        store.put(_normalized(request, obj))
+        stored = _normalized(request, obj)
+        try:
+            key_of(stored)
+        except ValueError as exc:  # admission allowed it; the store just cannot address it
+            log.warning("not recording %s %s in the store: %s", request.operation, resource, exc)
+            return
+        store.put(stored)
 
 
 def _record_delete(request: AdmissionRequest, store: Store) -> None:

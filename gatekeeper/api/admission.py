@@ -81,12 +81,9 @@ def _user(value: Mapping[str, Any]) -> UserInfo:
 
 
 def _optional_object(req: Mapping[str, Any], key: str, path: str) -> JSONObject | None:
-    value = req.get(key)
-    if value is None:
+    if req.get(key) is None:
         return None
-    if not isinstance(value, dict):
-        raise fields.InvalidObject(f"{path}: expected an object or null, got {type(value).__name__}")
-    return value
+    return fields.obj(req, key, path)
 
 
 def review_uid(doc: Any) -> str:
