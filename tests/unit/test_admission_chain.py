@@ -1,0 +1,164 @@
+"""The chain (order, phases, JSONPatch, refusals), the registry, and the admission stream."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import jsonpatch  # type: ignore[import-untyped]
+import pytest
+
+from gatekeeper.admission.chain import Chain, build_chain
+from gatekeeper.admission.errors import forbidden
+from gatekeeper.admission.plugin import Warnings
+from gatekeeper.admission.registry import KNOWN_PLUGINS, UnknownPlugin, check_names, parse_plugin_list
+from gatekeeper.admission.request import AdmissionRequest, JSONObject
+from gatekeeper.api.admission import parse_admission_review
+from gatekeeper.store.base import Store
+from gatekeeper.store.memory import MemoryStore
+
+SEED_FLAG = "NamespaceLifecycle,NamespaceExists,LimitRanger,SecurityContextDeny,ServiceAccount,ResourceQuota"
+
+
+def request(operation: str = "CREATE", resource: str = "pods", kind: str = "Pod", namespace: str = "team",
+            name: str = "web", obj: Any = None, dry_run: bool = False, old: Any = None) -> AdmissionRequest:
+    if obj is None and operation != "DELETE":
+        obj = {"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": namespace},
+               "spec": {"containers": [{"name": "app", "image": "nginx"}]}}
+    doc = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u", "kind": {"group": "", "version": "v1", "kind": kind},
+            "resource": {"group": "", "version": "v1", "resource": resource},
+            "name": name, "namespace": namespace, "operation": operation,
+            "userInfo": {"username": "alice"}, "object": obj, "oldObject": old, "dryRun": dry_run,
+        },
+    }
+    return parse_admission_review(doc)[1]
+
+
+def namespace(name: str, phase: str = "Active") -> JSONObject:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}, "status": {"phase": phase}}
+
+
+class Labeler:
+    name: ClassVar[str] = "Labeler"
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def handles(self, request: AdmissionRequest) -> bool:
+        return request.is_core("pods") and request.object is not None
+
+    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store) -> Warnings:
+        labels = obj["metadata"].setdefault("labels", {})
+        labels["seen"] = labels.get("seen", "") + self.value
+        return [f"labelled {self.value}"]
+
+
+class RefuseLabelled:
+    name: ClassVar[str] = "RefuseLabelled"
+
+    def handles(self, request: AdmissionRequest) -> bool:
+        return True
+
+    def validate(self, request: AdmissionRequest, obj: JSONObject | None, store: Store) -> Warnings:
+        if obj and obj["metadata"].get("labels"):
+            raise forbidden(request, "labelled")
+        return None
+
+
+def test_mutation_runs_in_order_on_a_copy_and_comes_back_as_a_patch() -> None:
+    req = request()
+    original = jsonpatch.apply_patch(req.object, [])
+    outcome = Chain([Labeler("a"), Labeler("b")]).mutate(req, MemoryStore())
+    assert req.object == original  # the request's object is untouched
+    assert outcome.allowed and outcome.warnings == ("labelled a", "labelled b")
+    assert jsonpatch.apply_patch(req.object, outcome.patch)["metadata"]["labels"] == {"seen": "ab"}
+
+
+def test_validate_sees_the_request_object_and_never_patches() -> None:
+    outcome = Chain([Labeler("a"), RefuseLabelled()]).validate(request(), MemoryStore())
+    assert outcome.allowed and outcome.patch == []
+
+
+def test_admit_validates_the_mutated_object() -> None:
+    outcome = Chain([Labeler("a"), RefuseLabelled()]).admit(request(), MemoryStore())
+    assert not outcome.allowed and outcome.denied is not None
+    assert outcome.denied.message == 'pods "web" is forbidden: labelled'
+    assert outcome.warnings == ("labelled a",)
+
+
+class CountCalls:
+    name: ClassVar[str] = "CountCalls"
+
+    def __init__(self) -> None:
+        self.seen: list[JSONObject] = []
+
+    def handles(self, request: AdmissionRequest) -> bool:
+        return True
+
+    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store) -> Warnings:
+        self.seen.append(obj)
+        obj["ignored"] = True
+        return None
+
+
+def test_a_request_without_object_gets_an_empty_object_and_no_patch() -> None:
+    counter = CountCalls()
+    outcome = Chain([counter]).mutate(request("DELETE"), MemoryStore())
+    assert counter.seen == [{"ignored": True}]
+    assert outcome.allowed and outcome.patch == [] and outcome.object is None
+
+
+def test_registry_orders_plugins_as_kubernetes_does_and_accepts_the_seed_flag() -> None:
+    assert check_names(parse_plugin_list(SEED_FLAG)) == KNOWN_PLUGINS
+    assert check_names(["ServiceAccount", "NamespaceLifecycle"]) == ("NamespaceLifecycle", "ServiceAccount")
+    assert build_chain(parse_plugin_list(SEED_FLAG)).names == KNOWN_PLUGINS
+
+
+def test_an_unknown_plugin_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(UnknownPlugin) as info:
+        check_names(["NamespaceLifecycle", "AlwaysPullImages"])
+    assert "AlwaysPullImages" in str(info.value)
+    assert "known plugins: " + ", ".join(KNOWN_PLUGINS) in str(info.value)
+
+
+def test_stream_a_created_namespace_exists_and_a_deleted_one_terminates() -> None:
+    store = MemoryStore()
+    chain = build_chain(["NamespaceLifecycle"])
+    create_ns = request("CREATE", "namespaces", "Namespace", "", "team",
+                        obj={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})
+    assert chain.admit(create_ns, store).allowed
+    assert store.get("namespaces", "", "team") == namespace("team")
+    assert chain.admit(request(), store).allowed
+    assert chain.admit(request("DELETE", "namespaces", "Namespace", "", "team"), store).allowed
+    refused = chain.admit(request(), store)
+    assert refused.denied is not None and "because it is being terminated" in refused.denied.message
+
+
+def test_stream_tracks_service_accounts_and_ignores_subresources() -> None:
+    store = MemoryStore([namespace("team")])
+    chain = build_chain(["NamespaceLifecycle", "ServiceAccount"])
+    sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot"}}
+    create = request("CREATE", "serviceaccounts", "ServiceAccount", name="robot", obj=sa)
+    assert chain.admit(create, store).allowed
+    assert store.get("serviceaccounts", "team", "robot") is not None
+    token = request("CREATE", "serviceaccounts", "TokenRequest", name="robot", obj={"kind": "TokenRequest"})
+    token = dataclasses.replace(token, sub_resource="token")
+    assert chain.admit(token, store).allowed
+    stored = {**sa, "metadata": {"name": "robot", "namespace": "team"}}
+    assert store.get("serviceaccounts", "team", "robot") == stored
+    assert chain.admit(request("DELETE", "serviceaccounts", "ServiceAccount", name="robot"), store).allowed
+    assert store.get("serviceaccounts", "team", "robot") is None
+
+
+def test_dry_run_never_changes_the_store() -> None:
+    store = MemoryStore([namespace("team")])
+    chain = build_chain(["NamespaceLifecycle"])
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}
+    create = request("CREATE", "secrets", "Secret", name="s", obj=secret, dry_run=True)
+    assert chain.admit(create, store).allowed
+    assert chain.admit(request("DELETE", "namespaces", "Namespace", "", "team", dry_run=True), store).allowed
+    assert store.all() == [namespace("team")]
