@@ -1,0 +1,118 @@
+"""gatekeeper lint on ABAC policies: each rule on a bad and a good line, formats, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gatekeeper.authz.policy import PolicyError, parse_policy
+from gatekeeper.cli import main
+from tests.conformance.abac_corpus import BAD_POLICIES, policy_bytes
+
+V1 = '{"apiVersion":"abac.authorization.kubernetes.io/v1beta1","kind":"Policy","spec":%s}'
+
+# rule id -> (a line that triggers it, a line that says what was meant and does not)
+EXAMPLES = {
+    "abac-everyone-grant": ('{"User":"alice"}', '{"user":"alice"}'),
+    "abac-unknown-key": (
+        '{"user":"alice","resource":"pods","ns":"team-a"}',
+        '{"user":"alice","resource":"pods","namespace":"team-a"}',
+    ),
+    "abac-star-discards-subject": (
+        V1 % '{"user":"*","group":"admins","readonly":true,"nonResourcePath":"*"}',
+        V1 % '{"group":"admins","readonly":true,"nonResourcePath":"*"}',
+    ),
+    "abac-unset-namespace": (
+        V1 % '{"user":"bob","resource":"pods","apiGroup":"","readonly":true}',
+        V1 % '{"user":"bob","resource":"pods","apiGroup":"","namespace":"a","readonly":true}',
+    ),
+    "abac-unset-apigroup": (
+        V1 % '{"user":"bob","resource":"deployments","namespace":"a"}',
+        V1 % '{"user":"bob","resource":"deployments","namespace":"a","apiGroup":"apps"}',
+    ),
+    "abac-no-subject": (
+        V1 % '{"readonly":true,"nonResourcePath":"/version"}',
+        V1 % '{"group":"system:authenticated","readonly":true,"nonResourcePath":"/version"}',
+    ),
+    "abac-subresource": ('{"user":"bob","resource":"pods/log"}', '{"user":"bob","resource":"pods"}'),
+    "abac-yaml-line": ("user: alice", '{"user":"alice"}'),
+    "abac-broad-write": ('{"user":"alice"}', '{"user":"alice","readonly":true}'),
+}
+
+
+def _lint(tmp_path: Path, capsys: Any, content: str, *flags: str) -> tuple[int, str]:
+    policy = tmp_path / "abac.jsonl"
+    policy.write_text(content)
+    code = main(["lint", *flags, str(policy)])
+    return code, capsys.readouterr().out
+
+
+def _rules(tmp_path: Path, capsys: Any, content: str) -> set[str]:
+    _, out = _lint(tmp_path, capsys, content, "--format", "json")
+    return {row["rule"] for row in json.loads(out)}
+
+
+@pytest.mark.parametrize("rule", sorted(EXAMPLES))
+def test_rule_fires_on_the_bad_line_and_not_on_the_good_one(rule: str, tmp_path: Path, capsys: Any) -> None:
+    bad, good = EXAMPLES[rule]
+    assert rule in _rules(tmp_path, capsys, bad + "\n")
+    assert rule not in _rules(tmp_path, capsys, good + "\n")
+
+
+def test_duplicates_name_the_earlier_line(tmp_path: Path, capsys: Any) -> None:
+    code, out = _lint(tmp_path, capsys, '{"user":"a","readonly":true}\n# x\n{"readonly":true,"user":"a"}\n')
+    assert code == 0  # warnings only
+    assert (
+        f"{tmp_path / 'abac.jsonl'}:3:1: warning: grants exactly what line 1 grants [abac-duplicate]" in out
+    )
+
+
+def test_text_format_and_exit_code_for_errors(tmp_path: Path, capsys: Any) -> None:
+    code, out = _lint(tmp_path, capsys, '{"user":"alice","Readonly":true}\n')
+    assert code == 1
+    first = out.splitlines()[0]
+    assert first == (
+        f'{tmp_path / "abac.jsonl"}:1:17: error: unknown key "Readonly" is ignored by Kubernetes, '
+        "which widens the rule [abac-unknown-key]"
+    )
+    assert 'did you mean "readonly"?' in out
+
+
+def test_sarif_is_2_1_0_with_rules_and_results(tmp_path: Path, capsys: Any) -> None:
+    code, out = _lint(tmp_path, capsys, "{}\n", "--format", "sarif")
+    sarif = json.loads(out)
+    assert code == 1 and sarif["version"] == "2.1.0"
+    run = sarif["runs"][0]
+    assert {r["id"] for r in run["tool"]["driver"]["rules"]} >= set(EXAMPLES)
+    (result,) = [r for r in run["results"] if r["ruleId"] == "abac-everyone-grant"]
+    assert result["level"] == "error"
+    assert result["locations"][0]["physicalLocation"]["region"]["startLine"] == 1
+
+
+def test_clean_policy_exits_0_and_usage_errors_exit_2(tmp_path: Path, capsys: Any) -> None:
+    code, out = _lint(
+        tmp_path,
+        capsys,
+        (V1 % '{"user":"a","namespace":"x","resource":"pods","apiGroup":"","readonly":true}') + "\n",
+    )
+    assert (code, out) == (0, "")
+    assert main(["lint", str(tmp_path / "missing.jsonl")]) == 2
+    (tmp_path / "tokens.csv").write_text("t,u,1\n")
+    assert main(["lint", str(tmp_path / "tokens.csv")]) == 2
+
+
+@pytest.mark.parametrize("case", BAD_POLICIES, ids=[c["id"] for c in BAD_POLICIES])
+def test_every_bad_corpus_file_gives_the_loaders_error(
+    case: dict[str, Any], tmp_path: Path, capsys: Any
+) -> None:
+    policy = tmp_path / "abac.jsonl"
+    policy.write_bytes(policy_bytes(case))
+    with pytest.raises(PolicyError) as loader:
+        parse_policy(policy_bytes(case), str(policy))
+    code = main(["lint", "--format", "json", str(policy)])
+    rows = [r for r in json.loads(capsys.readouterr().out) if r["rule"] == "abac-load-error"]
+    assert code == 1
+    assert [(r["line"], r["message"]) for r in rows] == [(loader.value.line or 0, loader.value.cause)]
