@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import jsonpatch  # type: ignore[import-untyped]
 import pytest
@@ -13,33 +13,11 @@ from gatekeeper.admission.errors import forbidden
 from gatekeeper.admission.plugin import Warnings
 from gatekeeper.admission.registry import KNOWN_PLUGINS, UnknownPlugin, check_names, parse_plugin_list
 from gatekeeper.admission.request import AdmissionRequest, JSONObject
-from gatekeeper.api.admission import parse_admission_review
 from gatekeeper.store.base import Store
 from gatekeeper.store.memory import MemoryStore
+from tests.support.admission import namespace, request
 
 SEED_FLAG = "NamespaceLifecycle,NamespaceExists,LimitRanger,SecurityContextDeny,ServiceAccount,ResourceQuota"
-
-
-def request(operation: str = "CREATE", resource: str = "pods", kind: str = "Pod", namespace: str = "team",
-            name: str = "web", obj: Any = None, dry_run: bool = False, old: Any = None) -> AdmissionRequest:
-    if obj is None and operation != "DELETE":
-        obj = {"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": namespace},
-               "spec": {"containers": [{"name": "app", "image": "nginx"}]}}
-    doc = {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "u", "kind": {"group": "", "version": "v1", "kind": kind},
-            "resource": {"group": "", "version": "v1", "resource": resource},
-            "name": name, "namespace": namespace, "operation": operation,
-            "userInfo": {"username": "alice"}, "object": obj, "oldObject": old, "dryRun": dry_run,
-        },
-    }
-    return parse_admission_review(doc)[1]
-
-
-def namespace(name: str, phase: str = "Active") -> JSONObject:
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}, "status": {"phase": phase}}
 
 
 class Labeler:

@@ -1,0 +1,145 @@
+"""Plugin rules beyond the corpus: NamespaceExists, SecurityContextDeny, the ServiceAccount's
+secret-token mode, automount, pull secrets and mirror pods."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from gatekeeper.admission.chain import build_chain
+from gatekeeper.admission.outcome import Outcome
+from gatekeeper.admission.registry import PluginOptions
+from gatekeeper.store.memory import MemoryStore
+from tests.support.admission import namespace, pod, request, service_account
+
+MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def admit(plugins: list[str], objects: list[dict[str, Any]], obj: Any = None, operation: str = "CREATE",
+          options: PluginOptions | None = None, **kwargs: Any) -> Outcome:
+    chain = build_chain(plugins, options)
+    return chain.admit(request(operation, obj=obj, **kwargs), MemoryStore(objects))
+
+
+def denial(outcome: Outcome) -> tuple[int, str]:
+    assert outcome.denied is not None, "expected a denial"
+    return outcome.denied.code, outcome.denied.message
+
+
+# --- NamespaceExists -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("operation", ["CREATE", "UPDATE", "DELETE"])
+def test_namespace_exists_refuses_every_operation_in_a_missing_namespace(operation: str) -> None:
+    old = pod() if operation != "CREATE" else None
+    outcome = admit(["NamespaceExists"], [], operation=operation, old=old)
+    assert denial(outcome) == (404, 'namespaces "team" not found')
+
+
+def test_namespace_exists_lets_terminating_namespaces_and_namespaces_themselves_pass() -> None:
+    assert admit(["NamespaceExists"], [namespace("team", "Terminating")]).allowed
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "new"}}
+    assert build_chain(["NamespaceExists"]).admit(
+        request("CREATE", "namespaces", "Namespace", "", "new", obj=ns), MemoryStore()
+    ).allowed
+
+
+# --- SecurityContextDeny ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"securityContext": {"supplementalGroups": [1]}}, "pod.Spec.SecurityContext.SupplementalGroups"),
+        ({"securityContext": {"seLinuxOptions": {"level": "s0"}}}, "pod.Spec.SecurityContext.SELinuxOptions"),
+        ({"securityContext": {"runAsUser": 0}}, "pod.Spec.SecurityContext.RunAsUser"),
+        ({"securityContext": {"fsGroup": 2000}}, "pod.Spec.SecurityContext.FSGroup"),
+        ({"initContainers": [{"name": "i", "securityContext": {"runAsUser": 1}}]},
+         "SecurityContext.RunAsUser"),
+        ({"containers": [{"name": "c", "securityContext": {"seLinuxOptions": {}}}]},
+         "SecurityContext.SELinuxOptions"),
+    ],
+)
+def test_security_context_deny_refuses_the_fields_it_forbade(spec: dict[str, Any], message: str) -> None:
+    outcome = admit(["SecurityContextDeny"], [], obj=pod(**spec))
+    assert denial(outcome) == (403, f'pods "web" is forbidden: {message} is forbidden')
+
+
+def test_security_context_deny_allows_other_settings_and_other_resources() -> None:
+    allowed = pod(securityContext={"runAsNonRoot": True},
+                  containers=[{"name": "c", "securityContext": {"readOnlyRootFilesystem": True}}])
+    assert admit(["SecurityContextDeny"], [], obj=allowed).allowed
+    status = pod(securityContext={"runAsUser": 0})
+    assert admit(["SecurityContextDeny"], [], obj=status, operation="UPDATE", sub_resource="status").allowed
+
+
+# --- ServiceAccount --------------------------------------------------------------------------
+
+
+def test_the_pods_automount_setting_wins_over_the_service_accounts() -> None:
+    sa = service_account(automountServiceAccountToken=False)
+    assert "volumes" not in (admit(["ServiceAccount"], [sa]).object or {})["spec"]
+    mounted = admit(["ServiceAccount"], [sa], obj=pod(automountServiceAccountToken=True)).object or {}
+    name = mounted["spec"]["volumes"][0]["name"]
+    assert re.fullmatch(r"kube-api-access-[bcdfghjklmnpqrstvwxz2456789]{5}", name)
+    off = admit(["ServiceAccount"], [service_account()], obj=pod(automountServiceAccountToken=False))
+    assert "volumes" not in (off.object or {})["spec"]
+
+
+def test_image_pull_secrets_are_copied_only_when_the_pod_has_none() -> None:
+    sa = service_account(imagePullSecrets=[{"name": "registry"}])
+    copied = admit(["ServiceAccount"], [sa]).object or {}
+    assert copied["spec"]["imagePullSecrets"] == [{"name": "registry"}]
+    own = admit(["ServiceAccount"], [sa], obj=pod(imagePullSecrets=[{"name": "mine"}])).object or {}
+    assert own["spec"]["imagePullSecrets"] == [{"name": "mine"}]
+
+
+def test_secret_token_mode_mounts_the_service_accounts_token_secret() -> None:
+    token = {
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+        "metadata": {"name": "default-token-abcde", "namespace": "team",
+                     "annotations": {"kubernetes.io/service-account.name": "default"}},
+    }
+    sa = service_account(secrets=[{"name": "default-token-abcde"}])
+    options = PluginOptions(service_account_token_volume="secret")
+    spec = (admit(["ServiceAccount"], [sa, token], options=options).object or {})["spec"]
+    name = "default-token-abcde"
+    assert spec["volumes"] == [{"name": name, "secret": {"secretName": name}}]
+    assert spec["containers"][0]["volumeMounts"] == [
+        {"name": "default-token-abcde", "readOnly": True, "mountPath": MOUNT}
+    ]
+
+
+def test_secret_token_mode_without_a_token_secret_asks_to_retry() -> None:
+    options = PluginOptions(service_account_token_volume="secret")
+    outcome = admit(["ServiceAccount"], [service_account()], options=options)
+    code, message = denial(outcome)
+    assert code == 500 and "could not be completed at this time, please try again" in message
+
+
+def test_a_mirror_pod_is_not_mutated_and_may_not_name_a_service_account() -> None:
+    mirror = pod()
+    mirror["metadata"]["annotations"] = {"kubernetes.io/config.mirror": "hash"}
+    outcome = admit(["ServiceAccount"], [], obj=mirror)
+    assert outcome.allowed and outcome.patch == []
+    mirror["spec"]["serviceAccountName"] = "default"
+    assert denial(admit(["ServiceAccount"], [service_account()], obj=mirror)) == (
+        403, 'pods "web" is forbidden: a mirror pod may not reference service accounts'
+    )
+
+
+def test_ephemeral_container_secret_refusal_is_a_bare_500_as_in_kubernetes() -> None:
+    sa = service_account(metadata={"name": "default", "namespace": "team",
+                                   "annotations": {"kubernetes.io/enforce-mountable-secrets": "true"}})
+    debug = pod(serviceAccountName="default", ephemeralContainers=[
+        {"name": "dbg", "image": "busybox", "envFrom": [{"secretRef": {"name": "db"}}]}
+    ])
+    outcome = admit(["ServiceAccount"], [sa], obj=debug, operation="UPDATE", old=debug,
+                    sub_resource="ephemeralcontainers")
+    assert denial(outcome) == (
+        500,
+        'ephemeral container dbg with envFrom referencing secret.secretName="db" is not allowed '
+        "because service account default does not reference that secret",
+    )
