@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 
 from gatekeeper.authn.user import AUTHENTICATED
@@ -113,21 +115,42 @@ def parse_policy(data: bytes, name: str) -> Policy:
     return Policy(name, tuple(rules), unversioned, hashlib.sha256(data).hexdigest())
 
 
-def decode_lines(data: bytes, name: str) -> list[DecodedLine]:
-    """Decode every policy line of a file, or raise PolicyError for the first bad one."""
-    decoded: list[DecodedLine] = []
+@dataclass(frozen=True, slots=True)
+class SourceLine:
+    """One policy line of a file: decoded, or with the error the loader reports for it."""
+
+    number: int
+    text: str
+    decoded: DecodedLine | None
+    error: PolicyError | None
+
+
+def scan_lines(data: bytes, name: str) -> Iterator[SourceLine]:
+    """Every policy line (blank and comment lines skipped), without stopping at a bad one."""
     for number, raw in enumerate(physical_lines(data), start=1):
         if len(raw) >= MAX_LINE_BYTES:
-            raise PolicyError(name, None, "bufio.Scanner: token too long "
-                              f"(line {number} is {len(raw)} bytes; the limit is {MAX_LINE_BYTES - 1})")
+            limit = MAX_LINE_BYTES - 1
+            cause = f"bufio.Scanner: token too long (line {number} is {len(raw)} bytes; the limit is {limit})"
+            yield SourceLine(number, "", None, PolicyError(name, None, cause))
+            continue
         text = raw.decode("utf-8", errors="replace")
         trimmed = text.strip(GO_SPACE)
         if not trimmed or trimmed.startswith("#"):
             continue
         try:
-            decoded.append(decode_line(text, number))
+            yield SourceLine(number, text, decode_line(text, number), None)
         except LineError as exc:
-            raise PolicyError(name, number, str(exc)) from None
+            yield SourceLine(number, text, None, PolicyError(name, number, str(exc)))
+
+
+def decode_lines(data: bytes, name: str) -> list[DecodedLine]:
+    """Decode every policy line of a file, or raise PolicyError for the first bad one."""
+    decoded: list[DecodedLine] = []
+    for line in scan_lines(data, name):
+        if line.error is not None:
+            raise line.error
+        assert line.decoded is not None
+        decoded.append(line.decoded)
     return decoded
 
 
@@ -154,6 +177,10 @@ def decode_line(text: str, number: int) -> DecodedLine:
 
 
 def _parse_json(text: str) -> Any:
+    try:
+        return orjson.loads(text)  # fast path; anything it refuses is decided by json below
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
@@ -271,16 +298,26 @@ def to_rule(decoded: DecodedLine, source: str, index: int) -> Rule:
     if decoded.format is Format.V1BETA1:
         user, group = _rewrite_star(body.get("user") or "", body.get("group") or "")
         return Rule(
-            user=user, group=group, readonly=bool(body.get("readonly")),
-            api_group=body.get("apiGroup") or "", resource=body.get("resource") or "",
-            namespace=body.get("namespace") or "", path=body.get("nonResourcePath") or "",
-            source=source, index=index,
+            user=user,
+            group=group,
+            readonly=bool(body.get("readonly")),
+            api_group=body.get("apiGroup") or "",
+            resource=body.get("resource") or "",
+            namespace=body.get("namespace") or "",
+            path=body.get("nonResourcePath") or "",
+            source=source,
+            index=index,
         )
     return Rule(  # the internal version: Go field names, no defaults, no "*" rewriting
-        user=body.get("User") or "", group=body.get("Group") or "",
-        readonly=bool(body.get("Readonly")), api_group=body.get("APIGroup") or "",
-        resource=body.get("Resource") or "", namespace=body.get("Namespace") or "",
-        path=body.get("NonResourcePath") or "", source=source, index=index,
+        user=body.get("User") or "",
+        group=body.get("Group") or "",
+        readonly=bool(body.get("Readonly")),
+        api_group=body.get("APIGroup") or "",
+        resource=body.get("Resource") or "",
+        namespace=body.get("Namespace") or "",
+        path=body.get("NonResourcePath") or "",
+        source=source,
+        index=index,
     )
 
 
@@ -292,10 +329,15 @@ def _from_v0(body: dict[str, Any], source: str, index: int) -> Rule:
         group = AUTHENTICATED
     user, group = _rewrite_star(user, group)
     return Rule(
-        user=user, group=group, readonly=bool(body.get("readonly")), api_group="*",
-        resource=resource or "*", namespace=namespace or "*",
+        user=user,
+        group=group,
+        readonly=bool(body.get("readonly")),
+        api_group="*",
+        resource=resource or "*",
+        namespace=namespace or "*",
         path="*" if not namespace and not resource else "",
-        source=source, index=index,
+        source=source,
+        index=index,
     )
 
 
