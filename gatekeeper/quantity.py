@@ -7,7 +7,10 @@ is exactly a whole number of nano-units: no floats anywhere.
 
 Printing follows Kubernetes' CanonicalizeBytes: the largest suffix of the quantity's family that
 needs no fractional digits; binary quantities that are below 1024 or not whole print in decimal
-("1.5Gi" → "1536Mi", "0.5Ki" → "512", "1.5" → "1500m", "1000m" → "1").
+("1.5Gi" → "1536Mi", "0.5Ki" → "512", "1.5" → "1500m", "1000m" → "1"). Like Quantity.String(),
+str() of a parsed quantity returns the input text itself where Kubernetes' ParseQuantity keeps
+it: a small whole mantissa whose scale is a multiple of three, which is canonical except for a
+sign, leading zeros or a decimal point ("+1", "0100m", "1.100", "1.Ki", "1E3" print as written).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ _BINARY_CAP_NANOS: Final = (2**63 - 1) * NANOS_PER_UNIT
 # "1e999999999" would allocate gigabytes. Real quantities stay far inside both.
 MAX_TEXT_LENGTH: Final = 128
 MAX_EXPONENT: Final = 1000
+
+_MAX_INT64_DIGITS: Final = 18  # Kubernetes' maxInt64Factors: its int64 fast path takes at most this many
 
 _DECIMAL_SUFFIXES: Final = {
     "n": -9,
@@ -73,13 +78,14 @@ class Format(enum.Enum):
 class Quantity:
     """An exact Kubernetes quantity. Equality, hashing and ordering use the value only ("1Gi" == "1024Mi")."""
 
-    __slots__ = ("_format", "_nanos")
+    __slots__ = ("_format", "_nanos", "_text")
 
-    def __init__(self, nanos: int, fmt: Format = Format.DECIMAL_SI) -> None:
+    def __init__(self, nanos: int, fmt: Format = Format.DECIMAL_SI, *, text: str | None = None) -> None:
         if isinstance(nanos, bool) or not isinstance(nanos, int):
             raise TypeError(f"Quantity: nanos must be an int, got {type(nanos).__name__}")
         self._nanos = nanos
         self._format = fmt
+        self._text = text  # the parsed text, where Kubernetes would print it back unchanged
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -173,6 +179,11 @@ class Quantity:
     # -- printing -------------------------------------------------------------------------------
 
     def __str__(self) -> str:
+        """Quantity.String(): the kept input text, else the canonical form."""
+        return self._text if self._text is not None else self.canonical()
+
+    def canonical(self) -> str:
+        """Quantity.CanonicalizeBytes: the canonical form, whatever the input text was."""
         return canonical(self._nanos, self._format)
 
     def __repr__(self) -> str:
@@ -193,6 +204,7 @@ def parse_quantity(text: str) -> Quantity:
         raise QuantityError(f"invalid quantity {text!r}: {_EXPECTED}")
     digits = match["int"] + (match["frac"] or "")
     base, power, fmt = _interpret_suffix(text, match["suffix"])
+    kept = text if _keeps_text(match["int"], match["frac"] or "", base, power) else None
     numerator = int(digits) * NANOS_PER_UNIT
     denominator = 10 ** len(match["frac"] or "")
     if base == 2:
@@ -206,7 +218,25 @@ def parse_quantity(text: str) -> Quantity:
         magnitude = min(magnitude, _BINARY_CAP_NANOS)
         if 0 < magnitude < NANOS_PER_UNIT:
             fmt = Format.DECIMAL_SI
-    return Quantity(-magnitude if match["sign"] == "-" else magnitude, fmt)
+    return Quantity(-magnitude if match["sign"] == "-" else magnitude, fmt, text=kept)
+
+
+def _keeps_text(int_digits: str, frac: str, base: int, power: int) -> bool:
+    """Whether Kubernetes' ParseQuantity takes its int64 fast path and keeps the input as String()."""
+    num = int_digits.lstrip("0") or "0"
+    shifted = num + frac
+    if base == 2:
+        # fast path: no fraction, few enough digits; kept when the mantissa is not a multiple of 8
+        precision = 15 - len(num) - power * 3 // 10 - 1
+        return not frac and precision >= 0 and int(num) % 8 != 0
+    scale = power - len(frac)
+    return (
+        len(shifted) <= _MAX_INT64_DIGITS
+        and scale >= -9
+        and scale % 3 == 0
+        and not shifted.endswith("000")
+        and not shifted.startswith("0")
+    )
 
 
 def parse_json_quantity(value: object) -> Quantity:
@@ -217,7 +247,8 @@ def parse_json_quantity(value: object) -> Quantity:
     if isinstance(value, int) and not isinstance(value, bool):
         return parse_quantity(str(value))
     if isinstance(value, float):
-        return parse_quantity(repr(value))
+        parsed = parse_quantity(repr(value))  # the JSON text is lost, so no text is kept
+        return Quantity(parsed.nanos, parsed.format)
     raise QuantityError(f'quantity {value!r}: expected a string such as "500m" or "1Gi", or a number')
 
 

@@ -425,3 +425,19 @@ def test_conformance_case(case: dict[str, Any]) -> None:
 
 def test_the_corpus_has_the_limit_ranger_cases() -> None:
     assert len(corpus_cases()) >= 61
+
+
+def test_quantities_print_as_kubernetes_prints_them() -> None:
+    # Kubernetes' String() keeps some non-canonical input text ("1.500"), and sums are canonical.
+    store = MemoryStore(
+        [
+            limit_range(
+                "lr",
+                {"type": "Pod", "max": {"cpu": "1.500"}},
+                {"type": "Container", "default": {"cpu": "1.500"}},
+            )
+        ]
+    )
+    with pytest.raises(AdmissionDenied) as denied:
+        run(request(pod(ctr("a", {"cpu": "1"}), ctr("b", {"cpu": "0.5"}))), store)
+    assert denied.value.message == 'pods "p" is forbidden: maximum cpu usage per Pod is 1.500, but limit is 3'

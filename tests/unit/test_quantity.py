@@ -248,10 +248,52 @@ EMIT_TABLE = [
 
 
 @pytest.mark.parametrize(("text", "expected"), EMIT_TABLE)
-def test_parse_then_print(text: str, expected: str) -> None:
-    assert str(q(text)) == expected
+def test_parse_then_canonicalize(text: str, expected: str) -> None:
+    assert q(text).canonical() == expected
     if not q(text).is_zero():
-        assert str(q("-" + text.lstrip("+"))) == "-" + expected
+        assert q("-" + text.lstrip("+")).canonical() == "-" + expected
+
+
+# Quantity.String() returns the input itself where ParseQuantity's int64 fast path keeps it.
+KEPT_TEXT = [
+    ("+1", "+1"),
+    ("0100m", "0100m"),
+    ("1.100", "1.100"),
+    ("-1.100", "-1.100"),
+    ("1.500k", "1.500k"),
+    ("1.G", "1.G"),
+    ("1E3", "1E3"),
+    ("1e+3", "1e+3"),
+    ("+1Ki", "+1Ki"),
+    ("01Ki", "01Ki"),
+    ("1.Ki", "1.Ki"),
+    # not kept: canonicalized
+    ("8Ki", "8Ki"),
+    ("1024Ki", "1Mi"),
+    ("0.5", "500m"),
+    ("0.100", "100m"),
+    ("1.10", "1100m"),
+    ("2.000", "2"),
+    ("1e100", "10e99"),
+    ("1.5Gi", "1536Mi"),
+    ("12345678901234567.8", "12345678901234567800m"),
+    ("1234567890123456789", "1234567890123456789"),
+    ("1000000000000000000000", "1e21"),
+    ("-0", "0"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), KEPT_TEXT)
+def test_str_keeps_the_input_text_where_kubernetes_does(text: str, expected: str) -> None:
+    assert str(q(text)) == expected
+    assert str(q(str(q(text)))) == expected
+
+
+def test_arithmetic_drops_the_kept_text() -> None:
+    assert str(q("1.100") + ZERO) == "1100m"
+    assert str(ZERO + q("+1Ki")) == "1Ki"
+    assert str(-q("+1")) == "-1"
+    assert str(q("1.100") * 1) == "1100m"
 
 
 def test_compare_like_kubernetes() -> None:
