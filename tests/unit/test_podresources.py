@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gatekeeper.admission.podresources import (
     PodLevel,
@@ -15,7 +17,7 @@ from gatekeeper.admission.podresources import (
     pod_limits,
     pod_requests,
 )
-from gatekeeper.quantity import parse_quantity
+from gatekeeper.quantity import Quantity, parse_quantity
 
 
 def ctr(
@@ -170,3 +172,23 @@ def test_container_views_mark_sidecars() -> None:
 def test_malformed_pods_name_the_field(spec: dict[str, Any], message: str) -> None:
     with pytest.raises(PodResourceError, match=message):
         pod_requests({"spec": spec}, include_overhead=True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.integers(0, 5000), max_size=4),
+    st.lists(st.tuples(st.integers(0, 5000), st.booleans()), max_size=5),
+)
+def test_totals_follow_the_kep_753_formula(regular: list[int], inits: list[tuple[int, bool]]) -> None:
+    p = pod(
+        [ctr(f"c{i}", {"cpu": f"{m}m"}) for i, m in enumerate(regular)],
+        [ctr(f"i{i}", {"cpu": f"{m}m"}, sidecar=side) for i, (m, side) in enumerate(inits)],
+    )
+    steady = sum(regular) + sum(m for m, side in inits if side)
+    peaks = [m + sum(s for s, side in inits[:i] if side) for i, (m, _) in enumerate(inits)]
+    expected = max([steady, *peaks])
+    totals = pod_requests(p)
+    if regular or inits:
+        assert totals["cpu"] == Quantity.from_milli(expected)
+    else:
+        assert totals == {}
