@@ -1,0 +1,98 @@
+"""The quota ledger: atomic, once per request uid, seeded once; in memory and in a real SQLite file."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gatekeeper.quota.ledger import Applied, Change, MemoryLedger, NamespaceUsage, QuotaLedger, Refused
+from gatekeeper.quota.sqlite_ledger import SQLiteLedger
+
+SEEDS = {"compute": {"pods": "3"}}
+
+
+def add_pod(limit: int) -> Change:
+    def change(usage: NamespaceUsage) -> NamespaceUsage | Refused:
+        pods = int(usage["compute"].get("pods", "0"))
+        if pods + 1 > limit:
+            return Refused(f"exceeded quota: compute, pods={pods}")
+        return {"compute": {"pods": str(pods + 1)}}
+
+    return change
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QuotaLedger]:
+    opened: QuotaLedger = MemoryLedger() if request.param == "memory" else SQLiteLedger(tmp_path / "q.db")
+    yield opened
+    opened.close()
+
+
+def test_usage_starts_from_the_seed(ledger: QuotaLedger) -> None:
+    assert ledger.usage("ns", SEEDS) == {"compute": {"pods": "3"}}
+    assert ledger.usage("other", SEEDS) == {"compute": {"pods": "3"}}
+
+
+def test_apply_changes_usage_once_per_request_uid(ledger: QuotaLedger) -> None:
+    assert ledger.apply("ns", "uid-1", SEEDS, add_pod(10)).applied is Applied.CHANGED
+    assert ledger.apply("ns", "uid-1", SEEDS, add_pod(10)).applied is Applied.REPLAYED
+    assert ledger.usage("ns", SEEDS) == {"compute": {"pods": "4"}}
+
+
+def test_a_refusal_writes_nothing_and_does_not_use_up_the_uid(ledger: QuotaLedger) -> None:
+    outcome = ledger.apply("ns", "uid-1", SEEDS, add_pod(3))
+    assert (outcome.applied, outcome.message) == (Applied.REFUSED, "exceeded quota: compute, pods=3")
+    assert ledger.usage("ns", SEEDS) == {"compute": {"pods": "3"}}
+    assert ledger.apply("ns", "uid-1", SEEDS, add_pod(4)).applied is Applied.CHANGED
+
+
+def test_once_charged_the_ledger_wins_over_a_changed_seed(ledger: QuotaLedger) -> None:
+    ledger.apply("ns", "uid-1", SEEDS, add_pod(10))
+    assert ledger.usage("ns", {"compute": {"pods": "0"}}) == {"compute": {"pods": "4"}}
+
+
+def test_reconcile_replaces_usage(ledger: QuotaLedger) -> None:
+    ledger.apply("ns", "uid-1", SEEDS, add_pod(10))
+    ledger.reconcile({("ns", "compute"): {"pods": "1"}})
+    assert ledger.usage("ns", SEEDS) == {"compute": {"pods": "1"}}
+
+
+def test_an_exception_in_change_rolls_back(ledger: QuotaLedger) -> None:
+    def broken(usage: NamespaceUsage) -> NamespaceUsage:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        ledger.apply("ns", "uid-1", SEEDS, broken)
+    assert ledger.apply("ns", "uid-1", SEEDS, add_pod(10)).applied is Applied.CHANGED
+
+
+def test_sqlite_usage_and_request_uids_survive_reopening(tmp_path: Path) -> None:
+    first = SQLiteLedger(tmp_path / "q.db")
+    first.apply("ns", "uid-1", SEEDS, add_pod(10))
+    first.close()
+    second = SQLiteLedger(tmp_path / "q.db")
+    assert second.usage("ns", SEEDS) == {"compute": {"pods": "4"}}
+    assert second.apply("ns", "uid-1", SEEDS, add_pod(10)).applied is Applied.REPLAYED
+    second.close()
+
+
+def _charge_many(path: str, worker: int, count: int) -> int:
+    ledger = SQLiteLedger(path)
+    changed = 0
+    for i in range(count):
+        outcome = ledger.apply("ns", f"w{worker}-{i}", {"compute": {}}, add_pod(25))
+        changed += outcome.applied is Applied.CHANGED
+    ledger.close()
+    return changed
+
+
+def test_sqlite_processes_racing_for_the_last_units_never_overshoot(tmp_path: Path) -> None:
+    path = str(tmp_path / "q.db")
+    SQLiteLedger(path).close()
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        changed = pool.starmap(_charge_many, [(path, worker, 20) for worker in range(4)])
+    assert sum(changed) == 25
+    assert SQLiteLedger(path).usage("ns", {"compute": {}}) == {"compute": {"pods": "25"}}
