@@ -441,3 +441,36 @@ def test_quantities_print_as_kubernetes_prints_them() -> None:
     with pytest.raises(AdmissionDenied) as denied:
         run(request(pod(ctr("a", {"cpu": "1"}), ctr("b", {"cpu": "0.5"}))), store)
     assert denied.value.message == 'pods "p" is forbidden: maximum cpu usage per Pod is 1.500, but limit is 3'
+
+
+def test_each_limit_range_that_sets_something_overwrites_the_annotation() -> None:
+    store = MemoryStore(
+        [
+            limit_range("a", {"type": "Container", "defaultRequest": {"cpu": "100m"}}),
+            limit_range("b", {"type": "Container", "default": {"memory": "1Gi"}}),
+            limit_range("c", {"type": "Container", "default": {"memory": "2Gi"}}),  # nothing left to set
+        ]
+    )
+    after = run(request(pod(ctr("app"))), store)
+    assert after is not None
+    assert after["spec"]["containers"][0]["resources"] == {
+        "requests": {"cpu": "100m"},
+        "limits": {"memory": "1Gi"},
+    }
+    assert after["metadata"]["annotations"] == {
+        LIMIT_RANGER_ANNOTATION: "LimitRanger plugin set: memory limit for container app"
+    }
+
+
+def test_a_resize_is_defaulted_too() -> None:
+    # SupportsAttributes admits pods/resize, so MutateLimit runs on it as on a create.
+    store = MemoryStore([limit_range("lr", {"type": "Container", "default": {"cpu": "1"}})])
+    old = pod(ctr("app", {"cpu": "1"}, {"cpu": "1"}))
+    after = run(
+        request(pod(ctr("app", {"cpu": "500m"})), old=old, operation="UPDATE", sub_resource="resize"), store
+    )
+    assert after is not None
+    assert after["spec"]["containers"][0]["resources"] == {
+        "requests": {"cpu": "500m"},
+        "limits": {"cpu": "1"},
+    }
