@@ -1,0 +1,193 @@
+"""The ResourceQuota plugin through the real chain and stores: what the corpus cannot express
+(retries, dryRun, deletes, gatekeeper acting as the quota controller, malformed input)."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gatekeeper.admission.chain import Chain, build_chain
+from gatekeeper.admission.outcome import Outcome
+from gatekeeper.api.admission import parse_admission_review
+from gatekeeper.quota.status import with_usage
+from gatekeeper.store.base import Store
+from gatekeeper.store.memory import MemoryStore
+from gatekeeper.store.sqlite import SQLiteStore
+
+NS = "team-a"
+
+
+def quota(hard: dict[str, str], status: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
+    obj: dict[str, Any] = {"apiVersion": "v1", "kind": "ResourceQuota",
+                           "metadata": {"name": "compute", "namespace": NS}, "spec": {"hard": hard, **spec}}
+    if status is not None:
+        obj["status"] = status
+    return obj
+
+
+def pod(name: str = "p", cpu: str | None = "100m", **spec: Any) -> dict[str, Any]:
+    resources = {"requests": {"cpu": cpu}, "limits": {"cpu": cpu}} if cpu else {}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NS},
+            "spec": {"containers": [{"name": "app", "image": "nginx", "resources": resources}], **spec},
+            "status": {"phase": "Pending"}}
+
+
+def review(operation: str, obj: dict[str, Any] | None, old: dict[str, Any] | None = None,
+           resource: str = "pods", kind: str = "Pod", uid: str | None = None, dry_run: bool = False,
+           sub_resource: str = "") -> dict[str, Any]:
+    name = (obj or old or {}).get("metadata", {}).get("name", "x")
+    request: dict[str, Any] = {
+        "uid": uid or str(uuid.uuid4()), "name": name, "namespace": NS, "operation": operation,
+        "kind": {"group": "", "version": "v1", "kind": kind},
+        "resource": {"group": "", "version": "v1", "resource": resource},
+        "userInfo": {"username": "alice"}, "object": obj, "oldObject": old, "dryRun": dry_run,
+    }
+    if sub_resource:
+        request["subResource"] = sub_resource
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
+
+
+@pytest.fixture
+def chain() -> Chain:
+    return build_chain(["ResourceQuota"])
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    opened: list[Store] = []
+
+    def make(*objects: dict[str, Any]) -> Store:
+        if request.param == "memory":
+            store: Store = MemoryStore(objects)
+        else:
+            store = SQLiteStore(tmp_path / f"gk-{len(opened)}.db")
+            store.replace_all(objects)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+def validate(chain: Chain, store: Store, doc: dict[str, Any]) -> Outcome:
+    return chain.validate(parse_admission_review(doc)[1], store)
+
+
+def used(store: Store) -> dict[str, str]:
+    return dict(with_usage(store, NS)[0]["status"]["used"])
+
+
+def test_spec_hard_is_enforced_when_there_is_no_status(chain: Chain, make_store: Any) -> None:
+    store = make_store(quota({"pods": "1", "requests.cpu": "1"}))
+    assert validate(chain, store, review("CREATE", pod("a"))).allowed
+    denied = validate(chain, store, review("CREATE", pod("b"))).denied
+    assert denied is not None and denied.code == 403
+    assert denied.message == ('pods "b" is forbidden: exceeded quota: compute, requested: pods=1, '
+                              'used: pods=1, limited: pods=1')
+    assert used(store) == {"pods": "1", "requests.cpu": "100m"}
+
+
+def test_status_hard_wins_over_spec_hard(chain: Chain, make_store: Any) -> None:
+    store = make_store(quota({"pods": "5"}, {"hard": {"pods": "1"}, "used": {"pods": "1"}}))
+    denied = validate(chain, store, review("CREATE", pod())).denied
+    assert denied is not None and "limited: pods=1" in denied.message
+
+
+def test_a_retry_with_the_same_uid_is_charged_once(chain: Chain, make_store: Any) -> None:
+    store = make_store(quota({"pods": "10"}))
+    doc = review("CREATE", pod(), uid="4a3d0a52-0000-4000-8000-000000000001")
+    assert validate(chain, store, doc).allowed
+    assert validate(chain, store, doc).allowed
+    assert chain.admit(parse_admission_review(doc)[1], store).allowed  # a reinvocation through /admit
+    assert used(store) == {"pods": "1"}
+
+
+def test_dry_run_is_checked_but_never_charged(chain: Chain, make_store: Any) -> None:
+    store = make_store(quota({"pods": "1"}, {"hard": {"pods": "1"}, "used": {"pods": "0"}}))
+    assert validate(chain, store, review("CREATE", pod(), dry_run=True)).allowed
+    assert used(store) == {"pods": "0"}
+    store2 = make_store(quota({"pods": "1"}, {"hard": {"pods": "1"}, "used": {"pods": "1"}}))
+    assert not validate(chain, store2, review("CREATE", pod(), dry_run=True)).allowed
+
+
+def test_delete_gives_the_old_objects_usage_back_once(chain: Chain, make_store: Any) -> None:
+    store = make_store(quota({"pods": "10", "requests.cpu": "1"},
+                             {"hard": {"pods": "10", "requests.cpu": "1"},
+                              "used": {"pods": "2", "requests.cpu": "300m"}}))
+    doc = review("DELETE", None, old=pod(cpu="200m"))
+    assert validate(chain, store, doc).allowed
+    assert validate(chain, store, doc).allowed  # retried: not given back twice
+    assert used(store) == {"pods": "1", "requests.cpu": "100m"}
+
+
+def test_delete_never_goes_below_zero_and_dry_run_delete_gives_nothing(chain: Chain, make_store: Any) -> None:
+    store = make_store(quota({"pods": "10"}, {"hard": {"pods": "10"}, "used": {"pods": "1"}}))
+    assert validate(chain, store, review("DELETE", None, old=pod(), dry_run=True)).allowed
+    assert used(store) == {"pods": "1"}
+    validate(chain, store, review("DELETE", None, old=pod("a")))
+    validate(chain, store, review("DELETE", None, old=pod("b")))
+    assert used(store) == {"pods": "0"}
+
+
+def test_delete_without_old_object_warns(chain: Chain, make_store: Any) -> None:
+    store = make_store(quota({"pods": "10"}))
+    outcome = validate(chain, store, review("DELETE", None))
+    assert outcome.allowed and outcome.warnings == (
+        "quota usage was not given back: the DELETE request carries no oldObject",)
+
+
+def test_update_charges_only_the_increase(chain: Chain, make_store: Any) -> None:
+    store = make_store(quota({"requests.cpu": "1"}, {"hard": {"requests.cpu": "1"},
+                                                     "used": {"requests.cpu": "100m"}}))
+    old = pod(cpu="100m")
+    old["metadata"]["resourceVersion"] = "7"
+    new = copy.deepcopy(old)
+    new["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "300m"}, "limits": {"cpu": "300m"}}
+    assert validate(chain, store, review("UPDATE", new, old, sub_resource="resize")).allowed
+    assert used(store) == {"requests.cpu": "300m"}
+    assert validate(chain, store, review("UPDATE", old, new, sub_resource="resize")).allowed
+    assert used(store) == {"requests.cpu": "300m"}  # a decrease is not given back at admission
+
+
+def test_changing_hard_keeps_the_usage(chain: Chain, make_store: Any) -> None:
+    store = make_store(quota({"pods": "10"}))
+    validate(chain, store, review("CREATE", pod()))
+    store.put(quota({"pods": "1"}))
+    assert used(store) == {"pods": "1"}
+    assert not validate(chain, store, review("CREATE", pod("b"))).allowed
+
+
+def test_a_new_hard_resource_of_our_own_quota_starts_at_zero(chain: Chain, make_store: Any) -> None:
+    store = make_store(quota({"pods": "10"}))
+    validate(chain, store, review("CREATE", pod()))
+    store.put(quota({"pods": "10", "requests.cpu": "150m"}))
+    assert validate(chain, store, review("CREATE", pod("b"))).allowed
+    denied = validate(chain, store, review("CREATE", pod("c"))).denied
+    assert denied is not None and "used: requests.cpu=100m, limited: requests.cpu=150m" in denied.message
+
+
+def test_a_malformed_quota_is_a_clear_500(chain: Chain, make_store: Any) -> None:
+    store = make_store(quota({"pods": "ten"}))
+    denied = validate(chain, store, review("CREATE", pod())).denied
+    assert denied is not None and denied.code == 500
+    assert "resourcequota team-a/compute: spec.hard.pods: invalid quantity 'ten'" in denied.message
+
+
+def test_a_malformed_pod_quantity_is_a_clear_400(chain: Chain, make_store: Any) -> None:
+    store = make_store(quota({"pods": "10"}))
+    denied = validate(chain, store, review("CREATE", pod(cpu="lots"))).denied
+    assert denied is not None and denied.code == 400
+    assert "spec.containers[0].resources.requests.cpu" in denied.message
+
+
+def test_other_namespaces_and_unhandled_requests_are_not_charged(chain: Chain, make_store: Any) -> None:
+    store = make_store(quota({"pods": "10", "count/pods": "10"}))
+    assert validate(chain, store, review("UPDATE", pod(), pod(), sub_resource="status")).allowed
+    assert validate(chain, store, review("CREATE", pod(), sub_resource="eviction")).allowed
+    assert used(store) == {"count/pods": "0", "pods": "0"}
