@@ -12,7 +12,6 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from gatekeeper.authz.attributes import READ_ONLY_VERBS, Attributes, Decision
@@ -60,51 +59,55 @@ def matches(rule: Rule, a: Attributes) -> bool:
     return resource_matches(rule, a) if a.resource_request else non_resource_matches(rule, a.path)
 
 
-@dataclass(frozen=True, slots=True)
 class Bucket:
     """The rules of one subject, in file order, split for quick lookup.
 
     A bucket already guarantees the subject: a user bucket's rules name that user, a group
     bucket's name that group (and a user that is "" or "*"), the everyone bucket's are "*". So
     only a user bucket rule that also names a group needs a subject check (`check_groups`).
+    Large buckets index resource rules by resource name; small ones are scanned whole.
     """
 
-    by_resource: dict[str, tuple[Rule, ...]]  # resource name -> rules (resource "*" excluded)
-    any_resource: tuple[Rule, ...]  # resource "*"
-    all_rules: tuple[Rule, ...]  # for non-resource requests
-    check_groups: bool
+    SMALL = 8
+    __slots__ = ("all_rules", "any_resource", "by_resource", "check_groups")
 
-    @staticmethod
-    def of(rules: Sequence[Rule], check_groups: bool = False) -> Bucket:
-        by_resource: dict[str, list[Rule]] = defaultdict(list)
-        for rule in rules:
-            by_resource[rule.resource].append(rule)
-        any_resource = tuple(by_resource.pop("*", ()))
-        return Bucket({k: tuple(v) for k, v in by_resource.items()}, any_resource, tuple(rules), check_groups)
+    def __init__(self, rules: Sequence[Rule], check_groups: bool = False) -> None:
+        self.all_rules = tuple(rules)
+        self.check_groups = check_groups
+        self.by_resource: dict[str, tuple[Rule, ...]] | None = None
+        self.any_resource: tuple[Rule, ...] = ()
+        if len(rules) > self.SMALL:
+            by_resource: dict[str, list[Rule]] = defaultdict(list)
+            for rule in rules:
+                by_resource[rule.resource].append(rule)
+            self.any_resource = tuple(by_resource.pop("*", ()))
+            self.by_resource = {k: tuple(v) for k, v in by_resource.items()}
 
     def scan(self, a: Attributes, read_only: bool, best: Rule | None) -> Rule | None:
         """The earliest rule here that matches `a`, if earlier than `best`; else `best`."""
-        limit = best.index if best is not None else sys.maxsize
-        if a.resource_request:
+        limit = best.position if best is not None else sys.maxsize
+        if a.resource_request and self.by_resource is not None:
             candidates: Iterable[tuple[Rule, ...]] = (self.by_resource.get(a.resource, ()), self.any_resource)
         else:
             candidates = (self.all_rules,)
         for rules in candidates:
             for rule in rules:
-                if rule.index >= limit:
+                if rule.position >= limit:
                     break
                 if rule.readonly and not read_only:
                     continue
                 if self.check_groups and rule.group and rule.group != "*" and rule.group not in a.groups:
                     continue
                 if a.resource_request:
+                    if rule.resource != "*" and rule.resource != a.resource:
+                        continue
                     if rule.namespace != "*" and rule.namespace != a.namespace:
                         continue
                     if rule.api_group != "*" and rule.api_group != a.api_group:
                         continue
                 elif not non_resource_matches(rule, a.path):
                     continue
-                best, limit = rule, rule.index
+                best, limit = rule, rule.position
                 break
         return best
 
@@ -125,9 +128,9 @@ class Evaluator:
             elif rule.user == "*" or rule.group == "*":
                 everyone.append(rule)
             # a rule with neither user nor group can never match: it is not indexed
-        self._by_user = {k: Bucket.of(v, check_groups=True) for k, v in by_user.items()}
-        self._by_group = {k: Bucket.of(v) for k, v in by_group.items()}
-        self._everyone = Bucket.of(everyone) if everyone else None
+        self._by_user = {k: Bucket(v, check_groups=True) for k, v in by_user.items()}
+        self._by_group = {k: Bucket(v) for k, v in by_group.items()}
+        self._everyone = Bucket(everyone) if everyone else None
 
     @property
     def rule_count(self) -> int:

@@ -16,7 +16,7 @@ VERBS = st.sampled_from(["get", "list", "watch", "create", "GET", "", "delete"])
 
 @st.composite
 def rules(draw: st.DrawFn) -> list[Rule]:
-    count = draw(st.integers(min_value=0, max_value=12))
+    count = draw(st.integers(min_value=0, max_value=30))  # > Bucket.SMALL: both scan paths
     return [
         Rule(
             user=draw(NAMES),
@@ -27,7 +27,7 @@ def rules(draw: st.DrawFn) -> list[Rule]:
             namespace=draw(WORDS),
             path=draw(WORDS),
             source=f"p:{i + 1}",
-            index=i,
+            position=i,
         )
         for i in range(count)
     ]
