@@ -178,7 +178,7 @@ def print_decision(outcome: Outcome) -> None:
         print(f"warning: {warning}")
     if outcome.allowed and outcome.object is not None:
         print("---")
-        yaml.safe_dump(outcome.object, sys.stdout, sort_keys=False)
+        yaml.safe_dump(outcome.object, sys.stdout, sort_keys=False, width=1_000_000)
 
 
 def _fail(message: str, code: int) -> int:
