@@ -143,3 +143,19 @@ def test_ephemeral_container_secret_refusal_is_a_bare_500_as_in_kubernetes() -> 
         'ephemeral container dbg with envFrom referencing secret.secretName="db" is not allowed '
         "because service account default does not reference that secret",
     )
+
+
+def test_writing_a_service_account_with_the_deprecated_annotation_warns_as_kubernetes_does() -> None:
+    annotated = service_account(metadata={"name": "ci", "namespace": "team", "annotations": {
+        "kubernetes.io/enforce-mountable-secrets": "true"}})
+    chain = build_chain(["ServiceAccount"])
+    for operation in ("CREATE", "UPDATE"):
+        req = request(operation, "serviceaccounts", "ServiceAccount", name="ci", obj=annotated, old=annotated)
+        outcome = chain.admit(req, MemoryStore())
+        assert outcome.allowed and outcome.patch == []
+        assert outcome.warnings == (
+            "metadata.annotations[kubernetes.io/enforce-mountable-secrets]: deprecated in v1.32+; "
+            "prefer separate namespaces to isolate access to mounted secrets",
+        )
+    plain = request("CREATE", "serviceaccounts", "ServiceAccount", name="ci", obj=service_account("ci"))
+    assert chain.admit(plain, MemoryStore()).warnings == ()

@@ -38,17 +38,10 @@ class ServiceAccount:
         self.secret_token_volume = (options or PluginOptions()).service_account_token_volume == SECRET
 
     def handles(self, request: AdmissionRequest) -> bool:
-        obj = request.object
-        return (
-            request.is_core("pods")
-            and request.sub_resource in ("", EPHEMERAL)
-            and request.operation in (CREATE, UPDATE)
-            and isinstance(obj, dict)
-            and obj.get("kind", "Pod") == "Pod"
-        )
+        return is_pod_request(request) or is_service_account_write(request)
 
     def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store) -> Warnings:
-        if request.operation != CREATE or request.sub_resource:
+        if not is_pod_request(request) or request.operation != CREATE or request.sub_resource:
             return None
         if not is_mirror_pod(obj):
             spec = obj.setdefault("spec", {})
@@ -62,6 +55,8 @@ class ServiceAccount:
         return self.validate(request, obj, store)  # Kubernetes' Admit ends with its Validate
 
     def validate(self, request: AdmissionRequest, obj: JSONObject | None, store: Store) -> Warnings:
+        if is_service_account_write(request):
+            return deprecation_warnings(obj or {})
         pod = obj or {}
         spec = pod.get("spec") or {}
         if request.operation == UPDATE and request.sub_resource == EPHEMERAL:
@@ -88,6 +83,37 @@ class ServiceAccount:
             volume = projected_volume(name)
         if mount_token(spec, name) and not existing:
             spec["volumes"] = [*volumes, volume]
+
+
+def is_pod_request(request: AdmissionRequest) -> bool:
+    obj = request.object
+    return (
+        request.is_core("pods")
+        and request.sub_resource in ("", EPHEMERAL)
+        and request.operation in (CREATE, UPDATE)
+        and isinstance(obj, dict)
+        and obj.get("kind", "Pod") == "Pod"
+    )
+
+
+def is_service_account_write(request: AdmissionRequest) -> bool:
+    return (
+        request.is_core("serviceaccounts")
+        and not request.sub_resource
+        and request.operation in (CREATE, UPDATE)
+        and isinstance(request.object, dict)
+    )
+
+
+def deprecation_warnings(account: JSONObject) -> list[str]:
+    """What kube-apiserver warns when a service account is written with the deprecated annotation."""
+    annotations = (account.get("metadata") or {}).get("annotations") or {}
+    if ENFORCE_MOUNTABLE_SECRETS not in annotations:
+        return []
+    return [
+        f"metadata.annotations[{ENFORCE_MOUNTABLE_SECRETS}]: deprecated in v1.32+; "
+        "prefer separate namespaces to isolate access to mounted secrets"
+    ]
 
 
 def is_mirror_pod(pod: JSONObject) -> bool:
