@@ -8,7 +8,7 @@ for cluster-scoped objects. Implementations: memory.py (offline CLI), sqlite.py 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from gatekeeper.quota.ledger import QuotaLedger
@@ -59,8 +59,14 @@ class Store(Protocol):
         """Atomically replace every stored object with `objects` (state sync)."""
         ...
 
-    def apply(self, puts: Iterable[JSONObject], deletes: Iterable[Key]) -> None:
-        """Atomically put `puts` and delete the objects at `deletes` (manifest reload)."""
+    def applied_manifests(self) -> dict[Key, str]:
+        """The digest of each manifest object as last applied (see store/manifests.py)."""
+        ...
+
+    def apply_manifests(
+        self, puts: Iterable[JSONObject], deletes: Iterable[Key], applied: Mapping[Key, str]
+    ) -> None:
+        """Atomically: put `puts`, delete the objects at `deletes`, remember `applied` as the manifests."""
         ...
 
     def all(self) -> builtins.list[JSONObject]: ...

@@ -6,10 +6,12 @@ the right shape. A bad manifest is refused as a whole, naming file, document and
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 
 from gatekeeper.store.base import KIND_TO_RESOURCE, JSONObject, Key, Store, key_of
@@ -160,13 +162,15 @@ def is_storable(obj: Any) -> bool:
 
 
 class ManifestSync:
-    """Keeps a store in step with manifests: each load puts every object and deletes the ones
-    the previous load had but this one has not. A bad manifest raises before the store is touched."""
+    """Keeps a store in step with manifests. Each load puts the objects that are new or changed
+    since the manifests were last applied to this store and deletes the ones the manifests
+    dropped; an object the manifests still declare unchanged keeps whatever the admission stream
+    made of it (a namespace deleted through the webhook stays Terminating across a restart).
+    A bad manifest raises before the store is touched."""
 
     def __init__(self, store: Store, paths: Sequence[Path]) -> None:
         self.store = store
         self.paths = tuple(paths)
-        self.keys: frozenset[Key] = frozenset()
 
     def watch_paths(self) -> list[Path]:
         """The files and folders whose change means a reload (a folder changes when files come or go)."""
@@ -174,7 +178,13 @@ class ManifestSync:
 
     def load(self) -> int:
         objects = load_manifests(self.paths)
-        keys = frozenset(key_of(obj) for obj in objects)
-        self.store.apply(objects, self.keys - keys)
-        self.keys = keys
+        digests = {key_of(obj): digest(obj) for obj in objects}
+        previous = self.store.applied_manifests()
+        changed = [obj for obj in objects if previous.get(key_of(obj)) != digests[key_of(obj)]]
+        dropped = [key for key in previous if key not in digests]
+        self.store.apply_manifests(changed, dropped, digests)
         return len(objects)
+
+
+def digest(obj: JSONObject) -> str:
+    return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()

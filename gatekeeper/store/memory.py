@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import copy
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from gatekeeper.quota.ledger import MemoryLedger
 from gatekeeper.store.base import JSONObject, Key, key_of
@@ -15,6 +15,7 @@ class MemoryStore:
     def __init__(self, objects: Iterable[JSONObject] = ()) -> None:
         self._lock = threading.Lock()
         self._objects: dict[Key, JSONObject] = {}
+        self._applied: dict[Key, str] = {}
         self.quota_ledger = MemoryLedger()
         self.replace_all(objects)
 
@@ -42,12 +43,19 @@ class MemoryStore:
         with self._lock:
             self._objects = fresh
 
-    def apply(self, puts: Iterable[JSONObject], deletes: Iterable[Key]) -> None:
+    def applied_manifests(self) -> dict[Key, str]:
+        with self._lock:
+            return dict(self._applied)
+
+    def apply_manifests(
+        self, puts: Iterable[JSONObject], deletes: Iterable[Key], applied: Mapping[Key, str]
+    ) -> None:
         fresh = {key_of(obj): copy.deepcopy(obj) for obj in puts}
         with self._lock:
             for key in deletes:
                 self._objects.pop(key, None)
             self._objects.update(fresh)
+            self._applied = dict(applied)
 
     def all(self) -> builtins.list[JSONObject]:
         with self._lock:

@@ -1,5 +1,8 @@
 """SQLite store: the embedded default for `serve`; one file, WAL, every write in a transaction.
 
+Tables: `objects` (the cluster objects), `manifests` (the digest of each manifest object as
+last applied, so a restart with unchanged manifests keeps what the admission stream learned).
+
 Safe across restarts and across worker processes sharing the file. Objects are kept as JSON
 in one table keyed like the interface: (resource, namespace, name). Further tables (for
 example a quota ledger) live beside it; `transaction()` gives them the same atomicity.
@@ -11,7 +14,7 @@ import builtins
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import orjson
@@ -28,6 +31,13 @@ CREATE TABLE IF NOT EXISTS objects (
     namespace TEXT NOT NULL,
     name      TEXT NOT NULL,
     body      BLOB NOT NULL,
+    PRIMARY KEY (resource, namespace, name)
+);
+CREATE TABLE IF NOT EXISTS manifests (
+    resource  TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    digest    TEXT NOT NULL,
     PRIMARY KEY (resource, namespace, name)
 );
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -49,7 +59,7 @@ class SQLiteStore:
             with self.transaction() as db:
                 _create_schema(db)
             self.quota_ledger = SQLiteLedger(path)
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, sqlite3.Error, StoreError) as exc:
             raise StoreError(f"cannot open SQLite store {path}: {exc}") from None
 
     @contextlib.contextmanager
@@ -110,12 +120,24 @@ class SQLiteStore:
             db.execute("DELETE FROM objects")
             db.executemany("INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)", rows)
 
-    def apply(self, puts: Iterable[JSONObject], deletes: Iterable[Key]) -> None:
+    def applied_manifests(self) -> dict[Key, str]:
+        with self._lock:
+            try:
+                rows = self._db.execute("SELECT resource, namespace, name, digest FROM manifests").fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path}: {exc}") from None
+        return {(r, ns, n): digest for r, ns, n, digest in rows}
+
+    def apply_manifests(
+        self, puts: Iterable[JSONObject], deletes: Iterable[Key], applied: Mapping[Key, str]
+    ) -> None:
         rows = [(*key_of(obj), orjson.dumps(obj)) for obj in puts]
         with self._writing() as db:
             for key in deletes:
                 _delete(db, key)
             db.executemany("INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)", rows)
+            db.execute("DELETE FROM manifests")
+            db.executemany("INSERT INTO manifests VALUES (?, ?, ?, ?)", [(*k, d) for k, d in applied.items()])
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:

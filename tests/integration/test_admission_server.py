@@ -206,3 +206,16 @@ def test_an_unknown_plugin_is_refused_at_start_up(tmp_path: Path) -> None:
     assert result.returncode != 0
     expected = "unknown admission plugin(s) PodSecurityPolicy; known plugins: NamespaceLifecycle, "
     assert expected in result.stderr
+
+
+def test_a_restart_with_the_same_manifests_keeps_what_the_stream_learned(tmp_path: Path) -> None:
+    state = tmp_path / "state.yaml"
+    state.write_text(STATE)
+    args = [SEED_FLAG, "--state", str(state), "--store", f"sqlite:///{tmp_path / 'state.db'}",
+            *policy_args(tmp_path)]
+    in_team = review(obj=pod(serviceAccountName="default"))
+    with running_server(tmp_path, args) as srv, srv.client() as client:
+        assert post(client, "/admit", in_team)["allowed"]
+        assert post(client, "/admit", namespace_review("DELETE", "team"))["allowed"]
+    with running_server(tmp_path, args) as srv, srv.client() as client:
+        assert "being terminated" in post(client, "/admit", in_team)["status"]["message"]

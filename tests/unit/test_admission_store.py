@@ -35,8 +35,9 @@ def test_sqlite_replace_all_is_all_or_nothing(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"metadata\.name"):
         store.replace_all([namespace("new"), {"kind": "Namespace", "metadata": {}}])
     assert store.all() == [namespace("keep")]
-    store.apply([namespace("b")], [("namespaces", "", "keep")])
+    store.apply_manifests([namespace("b")], [("namespaces", "", "keep")], {("namespaces", "", "b"): "d"})
     assert store.all() == [namespace("b")]
+    assert store.applied_manifests() == {("namespaces", "", "b"): "d"}
     store.close()
 
 
@@ -116,3 +117,21 @@ def test_manifest_sync_removes_what_the_manifests_dropped_and_keeps_the_rest(tmp
     with pytest.raises(ManifestError):
         sync.load()
     assert [o["metadata"]["name"] for o in store.all()] == ["a", "learned"]
+
+
+def test_unchanged_manifests_do_not_undo_the_stream_after_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "state.yaml"
+    path.write_text("kind: Namespace\nmetadata: {name: a}\nstatus: {phase: Active}\n")
+    store = SQLiteStore(tmp_path / "s.db")
+    ManifestSync(store, [path]).load()
+    store.put(namespace("a", "Terminating"))  # the admission stream saw a DELETE
+    store.close()
+    restarted = SQLiteStore(tmp_path / "s.db")
+    ManifestSync(restarted, [path]).load()
+    assert restarted.get("namespaces", "", "a") == namespace("a", "Terminating")
+    path.write_text("kind: Namespace\nmetadata: {name: a}\nstatus: {phase: Active}\nspec: {}\n")
+    ManifestSync(restarted, [path]).load()  # a changed manifest is applied again
+    assert restarted.get("namespaces", "", "a") == {
+        "kind": "Namespace", "metadata": {"name": "a"}, "status": {"phase": "Active"}, "spec": {}
+    }
+    restarted.close()
