@@ -7,22 +7,18 @@ from pathlib import Path
 from typing import Protocol
 
 from gatekeeper.authz.policy import (
-    GO_SPACE,
     INTERNAL_SPEC_FIELDS,
-    MAX_LINE_BYTES,
     V0_FIELDS,
     V1BETA1_SPEC_FIELDS,
     DecodedLine,
     Format,
-    LineError,
-    PolicyError,
     Rule,
-    decode_line,
-    load_policy_file,
-    physical_lines,
+    scan_lines,
     to_rule,
 )
+from gatekeeper.lint.coverage import grant, shadowed
 from gatekeeper.lint.report import Finding, RuleInfo, Severity
+from gatekeeper.lint.subjects import KnownSubjects
 
 E, W = Severity.ERROR, Severity.WARNING
 LOAD_ERROR = RuleInfo("abac-load-error", E, "kube-apiserver refuses this policy file")
@@ -39,6 +35,9 @@ NO_SUBJECT = RuleInfo("abac-no-subject", W, "v1beta1: a rule with neither user n
 SUBRESOURCE = RuleInfo("abac-subresource", W, "a resource with '/' never matches (subresources are ignored)")
 YAML_LINE = RuleInfo("abac-yaml-line", W, "the line is not JSON; Kubernetes reads it as YAML")
 DUPLICATE = RuleInfo("abac-duplicate", W, "the line grants exactly what an earlier line grants")
+SHADOWED = RuleInfo("abac-shadowed", W, "every grant of the line is already given by another line")
+UNKNOWN_USER = RuleInfo("abac-unknown-user", W, "a user that no given credential source knows")
+UNKNOWN_GROUP = RuleInfo("abac-unknown-group", W, "a group that no given credential source knows")
 BROAD_WRITE = RuleInfo("abac-broad-write", W, "write access to every resource in every namespace")
 RULES = (
     LOAD_ERROR,
@@ -52,6 +51,9 @@ RULES = (
     YAML_LINE,
     DUPLICATE,
     BROAD_WRITE,
+    SHADOWED,
+    UNKNOWN_USER,
+    UNKNOWN_GROUP,
 )
 
 TYPE_META = {"apiversion", "kind"}
@@ -63,39 +65,53 @@ class _At(Protocol):
     def __call__(self, info: RuleInfo, message: str, hint: str = "", key: str = "") -> Finding: ...
 
 
-def lint_policy(path: Path, name: str | None = None) -> list[Finding]:
+def lint_policy(path: Path, name: str | None = None, known: KnownSubjects | None = None) -> list[Finding]:
+    """Every finding for one policy file; `known` adds the unknown-user/group checks."""
     display = name or str(path)
-    findings: list[Finding] = []
     try:
-        load_policy_file(path, display)
-    except PolicyError as exc:
-        findings.append(Finding(display, exc.line or 0, 1, LOAD_ERROR, exc.cause))
+        data = path.read_bytes()
+    except OSError as exc:
+        return [Finding(display, 0, 1, LOAD_ERROR, f"cannot read policy file: {exc.strerror}")]
+    findings: list[Finding] = []
+    lines: list[tuple[str, DecodedLine, Rule]] = []
+    for line in scan_lines(data, display):
+        if line.error is not None:  # each bad line, worded as the loader words it
+            findings.append(Finding(display, line.error.line or 0, 1, LOAD_ERROR, line.error.cause))
+        elif line.decoded is not None:
+            rule = to_rule(line.decoded, f"{display}:{line.number}", len(lines))
+            lines.append((line.text, line.decoded, rule))
     seen: dict[tuple[object, ...], int] = {}
-    for text, decoded in _decoded_lines(path):
-        findings.extend(_lint_line(display, text, decoded, seen))
+    for text, decoded, rule in lines:
+        findings.extend(_lint_line(display, text, decoded, rule, seen, known))
+    findings.extend(_shadowed(display, [rule for _, _, rule in lines]))
+    findings.sort(key=lambda f: (f.line, f.rule.severity is not Severity.ERROR, f.rule.id))
     return findings
 
 
-def _decoded_lines(path: Path) -> Iterator[tuple[str, DecodedLine]]:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return
-    for number, raw in enumerate(physical_lines(data), start=1):
-        text = raw.decode("utf-8", errors="replace")
-        trimmed = text.strip(GO_SPACE)
-        if len(raw) >= MAX_LINE_BYTES or not trimmed or trimmed.startswith("#"):
-            continue
-        try:
-            yield text, decode_line(text, number)
-        except LineError:
-            continue  # reported once, as the loader reports it
+def _shadowed(name: str, rules: list[Rule]) -> Iterator[Finding]:
+    for rule, coverer in shadowed(rules):
+        if grant(rule) == grant(coverer):
+            continue  # reported as a duplicate
+        line = int(rule.source.rsplit(":", 1)[1])
+        other = coverer.source.rsplit(":", 1)[1]
+        yield Finding(
+            name,
+            line,
+            1,
+            SHADOWED,
+            f"every request this line allows, line {other} already allows",
+            f"delete this line, or narrow line {other}",
+        )
 
 
 def _lint_line(
-    name: str, text: str, line: DecodedLine, seen: dict[tuple[object, ...], int]
+    name: str,
+    text: str,
+    line: DecodedLine,
+    rule: Rule,
+    seen: dict[tuple[object, ...], int],
+    known: KnownSubjects | None,
 ) -> Iterator[Finding]:
-    rule = to_rule(line, f"{name}:{line.number}", 0)
 
     def at(info: RuleInfo, message: str, hint: str = "", key: str = "") -> Finding:
         column = text.find(f'"{key}"') + 1 if key and f'"{key}"' in text else 1
@@ -106,7 +122,9 @@ def _lint_line(
     yield from _unknown_keys(line, at)
     yield from _subject_findings(line, rule, at)
     yield from _scope_findings(line, rule, at)
-    key = (rule.user, rule.group, rule.readonly, rule.api_group, rule.resource, rule.namespace, rule.path)
+    if known is not None:
+        yield from _unknown_subjects(rule, known, at)
+    key = grant(rule)
     if key in seen:
         yield at(DUPLICATE, f"grants exactly what line {seen[key]} grants", "delete one of the two lines")
     else:
@@ -210,4 +228,21 @@ def _scope_findings(line: DecodedLine, rule: Rule, at: _At) -> Iterator[Finding]
             BROAD_WRITE,
             "grants every verb on every resource in every namespace",
             'add "readonly": true, or name the resources and namespaces',
+        )
+
+
+def _unknown_subjects(rule: Rule, known: KnownSubjects, at: _At) -> Iterator[Finding]:
+    if rule.user and rule.user != "*" and not known.knows_user(rule.user):
+        yield at(
+            UNKNOWN_USER,
+            f"user {rule.user!r} is in none of the credential sources ({known.describe()})",
+            "check the spelling, or add the user to a credential source",
+            "user",
+        )
+    if rule.group and rule.group != "*" and not known.knows_group(rule.group):
+        yield at(
+            UNKNOWN_GROUP,
+            f"group {rule.group!r} is in none of the credential sources ({known.describe()})",
+            "check the spelling, or add the group to a credential source",
+            "group",
         )

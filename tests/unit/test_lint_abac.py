@@ -40,6 +40,10 @@ EXAMPLES = {
     "abac-subresource": ('{"user":"bob","resource":"pods/log"}', '{"user":"bob","resource":"pods"}'),
     "abac-yaml-line": ("user: alice", '{"user":"alice"}'),
     "abac-broad-write": ('{"user":"alice"}', '{"user":"alice","readonly":true}'),
+    "abac-shadowed": (
+        '{"user":"bob","readonly":true}\n{"user":"bob","resource":"pods","readonly":true}',
+        '{"user":"bob","resource":"pods","readonly":true}\n{"user":"bob","resource":"services"}',
+    ),
 }
 
 
@@ -100,8 +104,11 @@ def test_clean_policy_exits_0_and_usage_errors_exit_2(tmp_path: Path, capsys: An
     )
     assert (code, out) == (0, "")
     assert main(["lint", str(tmp_path / "missing.jsonl")]) == 2
-    (tmp_path / "tokens.csv").write_text("t,u,1\n")
-    assert main(["lint", str(tmp_path / "tokens.csv")]) == 2
+    (tmp_path / "notes.txt").write_text("hello\n")
+    assert main(["lint", str(tmp_path / "notes.txt")]) == 2
+    (tmp_path / "creds.csv").write_text("t,u,1\n")  # token or basic-auth? the name does not say
+    assert main(["lint", str(tmp_path / "creds.csv")]) == 2
+    assert "pass --kind" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("case", BAD_POLICIES, ids=[c["id"] for c in BAD_POLICIES])
@@ -116,3 +123,40 @@ def test_every_bad_corpus_file_gives_the_loaders_error(
     rows = [r for r in json.loads(capsys.readouterr().out) if r["rule"] == "abac-load-error"]
     assert code == 1
     assert [(r["line"], r["message"]) for r in rows] == [(loader.value.line or 0, loader.value.cause)]
+
+
+def test_shadowing_names_the_wider_line(tmp_path: Path, capsys: Any) -> None:
+    policy = (
+        (V1 % '{"group":"dev","namespace":"*","resource":"pods","apiGroup":""}')
+        + "\n"
+        + (
+            V1 % '{"user":"alice","group":"dev","namespace":"team-a","resource":"pods","apiGroup":"",'
+            '"readonly":true}'
+        )
+        + "\n"
+        + (V1 % '{"user":"alice","namespace":"team-a","resource":"pods","apiGroup":"","readonly":true}')
+        + "\n"
+    )
+    _, out = _lint(tmp_path, capsys, policy)
+    assert (
+        "abac.jsonl:2:1: warning: every request this line allows, line 1 already allows [abac-shadowed]"
+        in out
+    )
+    assert ":3:1: warning: every request this line allows" not in out  # alice without group dev: not covered
+
+
+def test_unknown_users_and_groups_against_credential_sources(tmp_path: Path, capsys: Any) -> None:
+    tokens = tmp_path / "tokens.csv"
+    tokens.write_text('0123456789abcdef0123456789abcdef,alice,1,"dev,ops"\n')
+    tokens.chmod(0o600)
+    policy = tmp_path / "abac.jsonl"
+    policy.write_text(
+        '{"user":"alice","readonly":true}\n{"user":"alcie","readonly":true}\n'
+        '{"group":"devs","readonly":true}\n{"group":"ops","readonly":true}\n'
+        '{"user":"system:serviceaccount:kube-system:default","readonly":true}\n'
+    )
+    code = main(["lint", "--format", "json", "--token-auth-file", str(tokens), str(policy)])
+    rows = json.loads(capsys.readouterr().out)
+    unknown = sorted((r["line"], r["rule"]) for r in rows if r["rule"].startswith("abac-unknown-"))
+    assert unknown == [(2, "abac-unknown-user"), (3, "abac-unknown-group")]
+    assert code == 0
