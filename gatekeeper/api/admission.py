@@ -21,6 +21,7 @@ from gatekeeper.admission.request import (
     JSONObject,
 )
 from gatekeeper.api import fields
+from gatekeeper.api.objects import check_object
 from gatekeeper.authn.user import UserInfo
 
 GROUP = "admission.k8s.io"
@@ -38,17 +39,18 @@ def parse_admission_review(doc: Any) -> tuple[str, AdmissionRequest]:
         raise fields.InvalidObject(
             f"request.operation: expected one of {', '.join(OPERATIONS)}, got {operation!r}"
         )
+    kind = _gvk(fields.obj(req, "kind", "request.kind", required=True), "request.kind")
     return version, AdmissionRequest(
         uid=fields.string(req, "uid", "request.uid", required=True),
-        kind=_gvk(fields.obj(req, "kind", "request.kind", required=True), "request.kind"),
+        kind=kind,
         resource=_gvr(fields.obj(req, "resource", "request.resource", required=True), "request.resource"),
         sub_resource=fields.string(req, "subResource", "request.subResource"),
         name=fields.string(req, "name", "request.name"),
         namespace=fields.string(req, "namespace", "request.namespace"),
         operation=operation,
         user=_user(fields.obj(req, "userInfo", "request.userInfo")),
-        object=_optional_object(req, "object", "request.object"),
-        old_object=_optional_object(req, "oldObject", "request.oldObject"),
+        object=_optional_object(req, "object", "request.object", kind),
+        old_object=_optional_object(req, "oldObject", "request.oldObject", kind),
         dry_run=fields.boolean(req, "dryRun", "request.dryRun"),
     )
 
@@ -80,10 +82,14 @@ def _user(value: Mapping[str, Any]) -> UserInfo:
     )
 
 
-def _optional_object(req: Mapping[str, Any], key: str, path: str) -> JSONObject | None:
+def _optional_object(
+    req: Mapping[str, Any], key: str, path: str, kind: GroupVersionKind
+) -> JSONObject | None:
     if req.get(key) is None:
         return None
-    return fields.obj(req, key, path)
+    value = fields.obj(req, key, path)
+    check_object(value, kind.kind if kind.group == "" else "", path)
+    return value
 
 
 def review_uid(doc: Any) -> str:

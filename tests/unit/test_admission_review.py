@@ -58,6 +58,15 @@ def test_parses_every_field(version: str) -> None:
         (review(object=[1]), "request.object: expected an object, got array"),
         (review(dryRun="yes"), "request.dryRun: expected a boolean, got string"),
         (review(userInfo={"groups": "dev"}), "request.userInfo.groups: expected an array of strings"),
+        (review(object={"kind": "Pod", "spec": "x"}), "request.object.spec: expected an object, got string"),
+        (review(object={"kind": "Pod", "spec": {"containers": [{"name": "a", "env": {"A": "1"}}]}}),
+         "request.object.spec.containers[0].env: expected an array, got object"),
+        (review(object={"kind": "Pod", "spec": {"volumes": ["v"]}}),
+         "request.object.spec.volumes[0]: expected an object, got string"),
+        (review(object={"kind": "Pod", "spec": {"automountServiceAccountToken": "no"}}),
+         "request.object.spec.automountServiceAccountToken: expected a boolean, got string"),
+        (review(oldObject={"kind": "Pod", "metadata": {"annotations": ["a"]}}),
+         "request.oldObject.metadata.annotations: expected an object, got array"),
     ],
 )
 def test_bad_reviews_name_the_field(doc: dict[str, Any], message: str) -> None:
