@@ -95,8 +95,16 @@ def _print_table(recounts: list[Recount]) -> None:
     for r in recounts:
         for resource in sorted(r.quota.hard):
             before, after = r.before.get(resource), r.after.get(resource)
-            rows.append((r.quota.namespace, r.quota.name, resource, str(r.quota.hard[resource]),
-                         "-" if before is None else str(before), "-" if after is None else str(after)))
+            rows.append(
+                (
+                    r.quota.namespace,
+                    r.quota.name,
+                    resource,
+                    str(r.quota.hard[resource]),
+                    "-" if before is None else str(before),
+                    "-" if after is None else str(after),
+                )
+            )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

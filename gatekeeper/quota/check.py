@@ -63,8 +63,9 @@ def matches(evaluator: Evaluator, quota: Quota, obj: JSONObject) -> list[str]:
     return resources
 
 
-def interesting(evaluator: Evaluator, quotas: Sequence[Quota], obj: JSONObject,
-                usage: NamespaceUsage) -> list[Quota]:
+def interesting(
+    evaluator: Evaluator, quotas: Sequence[Quota], obj: JSONObject, usage: NamespaceUsage
+) -> list[Quota]:
     """The quotas that apply, in order; QuotaRefusal for a missing declaration or unknown usage."""
     result = []
     for quota in quotas:
@@ -90,8 +91,13 @@ def object_usage(evaluator: Evaluator, obj: JSONObject) -> ResourceList:
     return usage
 
 
-def plan(request: AdmissionRequest, evaluator: Evaluator, obj: JSONObject, quotas: Sequence[Quota],
-         usage: NamespaceUsage) -> Plan:
+def plan(
+    request: AdmissionRequest,
+    evaluator: Evaluator,
+    obj: JSONObject,
+    quotas: Sequence[Quota],
+    usage: NamespaceUsage,
+) -> Plan:
     """CheckRequest up to the charge: quota name -> the non-zero usage this request adds to it."""
     applying = interesting(evaluator, quotas, obj, usage)
     if not applying:
@@ -124,15 +130,20 @@ def charge(the_plan: Plan, usage: NamespaceUsage) -> NamespaceUsage | Refused:
         new_used = add(used, requested)
         exceeded = exceeded_names(mask(new_used, requested), quota.hard) if the_plan.check_limits else []
         if exceeded:
-            return Refused(exceeded_message(name, mask(requested, exceeded), mask(used, exceeded),
-                                            mask(quota.hard, exceeded)))
+            return Refused(
+                exceeded_message(
+                    name, mask(requested, exceeded), mask(used, exceeded), mask(quota.hard, exceeded)
+                )
+            )
         result[name] = to_strings(new_used)
     return result
 
 
 def exceeded_message(name: str, requested: ResourceList, used: ResourceList, hard: ResourceList) -> str:
-    return (f"exceeded quota: {name}, requested: {pretty(requested)}, used: {pretty(used)}, "
-            f"limited: {pretty(hard)}")
+    return (
+        f"exceeded quota: {name}, requested: {pretty(requested)}, used: {pretty(used)}, "
+        f"limited: {pretty(hard)}"
+    )
 
 
 def releasing(evaluator: Evaluator, quotas: Sequence[Quota], old: JSONObject) -> Plan:

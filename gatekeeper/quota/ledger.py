@@ -9,6 +9,8 @@ etcd. gatekeeper keeps it in a ledger instead, so the manifests stay what the op
 * `apply` reads the namespace's usage, asks `change` what the new usage is (or for a refusal), and
   writes it, all in one transaction, so two requests can never both take the last unit.
 * `apply` runs at most once per request uid: a retried or reinvoked review is not charged twice.
+  The uid is stored with a fingerprint of what the request asked for, so a uid reused for a
+  different request is a conflict, not a free pass.
 
 Quantities are stored as canonical strings; the arithmetic belongs to the caller (gatekeeper.quota).
 """
@@ -47,6 +49,24 @@ class Applied(Enum):
     CHANGED = "changed"
     REPLAYED = "replayed"  # this request uid was applied before; nothing changed now
     REFUSED = "refused"
+    CONFLICT = "conflict"  # this request uid was applied before to a different request
+
+
+@dataclass(frozen=True, slots=True)
+class RequestKey:
+    """An admission request's uid, and a fingerprint of what it asks for (to catch a reused uid)."""
+
+    uid: str
+    fingerprint: str = ""
+
+
+def replay(request: RequestKey, stored_fingerprint: str) -> Outcome:
+    """The answer for a uid that was applied before."""
+    if stored_fingerprint != request.fingerprint:
+        return Outcome(
+            Applied.CONFLICT, f"request uid {request.uid} was already charged for a different request"
+        )
+    return Outcome(Applied.REPLAYED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +80,10 @@ class QuotaLedger(Protocol):
         """The current usage of the quotas named in `seeds` (quota name -> manifest status.used)."""
         ...
 
-    def apply(self, namespace: str, request_uid: str, seeds: Mapping[str, Used], change: Change) -> Outcome:
-        """Atomically: unless `request_uid` was applied before, write what `change` returns."""
+    def apply(
+        self, namespace: str, request: RequestKey, seeds: Mapping[str, Used], change: Change
+    ) -> Outcome:
+        """Atomically: unless `request` was applied before, write what `change` returns."""
         ...
 
     def reconcile(self, usage: Mapping[tuple[str, str], Used]) -> None:
@@ -82,16 +104,18 @@ class MemoryLedger:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rows: dict[tuple[str, str], Used] = {}
-        self._applied: dict[str, float] = {}
+        self._applied: dict[str, tuple[str, float]] = {}  # uid -> (fingerprint, when)
 
     def usage(self, namespace: str, seeds: Mapping[str, Used]) -> NamespaceUsage:
         with self._lock:
             return current(self._namespace_rows(namespace), seeds)
 
-    def apply(self, namespace: str, request_uid: str, seeds: Mapping[str, Used], change: Change) -> Outcome:
+    def apply(
+        self, namespace: str, request: RequestKey, seeds: Mapping[str, Used], change: Change
+    ) -> Outcome:
         with self._lock:
-            if request_uid in self._applied:
-                return Outcome(Applied.REPLAYED)
+            if request.uid in self._applied:
+                return replay(request, self._applied[request.uid][0])
             before = current(self._namespace_rows(namespace), seeds)
             after = change(before)
             if isinstance(after, Refused):
@@ -99,8 +123,10 @@ class MemoryLedger:
             for name, used in after.items():
                 self._rows[(namespace, name)] = dict(used)
             now = time.time()
-            self._applied = {u: t for u, t in self._applied.items() if t > now - REMEMBER_REQUESTS_SECONDS}
-            self._applied[request_uid] = now
+            self._applied = {
+                uid: seen for uid, seen in self._applied.items() if seen[1] > now - REMEMBER_REQUESTS_SECONDS
+            }
+            self._applied[request.uid] = (request.fingerprint, now)
             return Outcome(Applied.CHANGED)
 
     def reconcile(self, usage: Mapping[tuple[str, str], Used]) -> None:

@@ -39,7 +39,9 @@ def parse_quota(obj: Mapping[str, Any]) -> Quota:
     if not isinstance(spec, dict) or not isinstance(status, dict):
         raise QuotaError(f"{where}: spec and status must be objects")
     synced_here = status.get("hard") is None
-    hard = parse_list(spec.get("hard") if synced_here else status.get("hard"),
-                      f"{where}: {'spec' if synced_here else 'status'}.hard")
+    hard = parse_list(
+        spec.get("hard") if synced_here else status.get("hard"),
+        f"{where}: {'spec' if synced_here else 'status'}.hard",
+    )
     used = parse_list(status.get("used"), f"{where}: status.used")
     return Quota(namespace, name, hard, to_strings(used), parse_scopes(spec, f"{where}: spec"), synced_here)

@@ -25,8 +25,13 @@ from gatekeeper.quota.resources import QuotaError, ResourceList, add, mask
 # resources whose absence from the input means zero of them (the documented kubectl command lists them)
 LISTED = ("pods", "services", "secrets", "configmaps", "persistentvolumeclaims")
 # kinds whose plural is not the lower-case kind + "s"
-_IRREGULAR = {"Ingress": "ingresses", "NetworkPolicy": "networkpolicies", "PriorityClass": "priorityclasses",
-              "StorageClass": "storageclasses", "Endpoints": "endpoints"}
+_IRREGULAR = {
+    "Ingress": "ingresses",
+    "NetworkPolicy": "networkpolicies",
+    "PriorityClass": "priorityclasses",
+    "StorageClass": "storageclasses",
+    "Endpoints": "endpoints",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +71,11 @@ def resource_of(kind: str) -> str:
     return f"{word}s"
 
 
-def recount(quotas: Sequence[Quota], usage: Mapping[str, Mapping[str, Mapping[str, str]]],
-            objects: Sequence[LiveObject]) -> list[Recount]:
+def recount(
+    quotas: Sequence[Quota],
+    usage: Mapping[str, Mapping[str, Mapping[str, str]]],
+    objects: Sequence[LiveObject],
+) -> list[Recount]:
     """New usage of every quota: recounted where the input speaks for a resource, else unchanged.
 
     `usage` is the ledger's current usage: namespace -> quota name -> used.
@@ -88,8 +96,9 @@ def _covered_evaluators(objects: Iterable[LiveObject]) -> dict[tuple[str, str], 
     return {key: evaluator for key, evaluator in evaluators.items() if evaluator is not None}
 
 
-def _count(quota: Quota, covered: Mapping[tuple[str, str], Evaluator],
-           objects: Iterable[LiveObject]) -> ResourceList:
+def _count(
+    quota: Quota, covered: Mapping[tuple[str, str], Evaluator], objects: Iterable[LiveObject]
+) -> ResourceList:
     """Σ usage of the matching objects, per hard resource some covered evaluator measures (zero if none)."""
     total: ResourceList = {}
     for evaluator in covered.values():

@@ -24,8 +24,10 @@ from gatekeeper.quota.ledger import (
     NamespaceUsage,
     Outcome,
     Refused,
+    RequestKey,
     Used,
     current,
+    replay,
 )
 from gatekeeper.store.base import StoreError
 
@@ -40,6 +42,7 @@ CREATE TABLE IF NOT EXISTS quota_usage (
 );
 CREATE TABLE IF NOT EXISTS quota_requests (
     uid       TEXT PRIMARY KEY,  -- admission request uid, applied at most once
+    fingerprint TEXT NOT NULL,   -- what that request consumes: the same uid asking for more is a conflict
     namespace TEXT NOT NULL,
     at        REAL NOT NULL
 );
@@ -72,18 +75,23 @@ class SQLiteLedger:
             except sqlite3.Error as exc:
                 raise StoreError(f"quota ledger {self.path}: {exc}") from None
 
-    def apply(self, namespace: str, request_uid: str, seeds: Mapping[str, Used], change: Change) -> Outcome:
+    def apply(
+        self, namespace: str, request: RequestKey, seeds: Mapping[str, Used], change: Change
+    ) -> Outcome:
         try:
             with self._transaction():
-                seen = self._db.execute("SELECT 1 FROM quota_requests WHERE uid = ?", (request_uid,))
-                if seen.fetchone() is not None:
-                    return Outcome(Applied.REPLAYED)
+                seen = self._db.execute(
+                    "SELECT fingerprint FROM quota_requests WHERE uid = ?", (request.uid,)
+                )
+                row = seen.fetchone()
+                if row is not None:
+                    return replay(request, row[0])
                 after = change(current(self._rows(namespace), seeds))
                 if isinstance(after, Refused):
                     return Outcome(Applied.REFUSED, after.message)
                 for name, used in after.items():
                     self._write(namespace, name, used)
-                self._remember(namespace, request_uid)
+                self._remember(namespace, request)
                 return Outcome(Applied.CHANGED)
         except sqlite3.Error as exc:
             raise StoreError(f"quota ledger {self.path}: {exc}") from None
@@ -122,11 +130,13 @@ class SQLiteLedger:
             (namespace, name, _json(used)),
         )
 
-    def _remember(self, namespace: str, request_uid: str) -> None:
+    def _remember(self, namespace: str, request: RequestKey) -> None:
         now = time.time()
         self._db.execute("DELETE FROM quota_requests WHERE at < ?", (now - REMEMBER_REQUESTS_SECONDS,))
-        self._db.execute("INSERT INTO quota_requests (uid, namespace, at) VALUES (?, ?, ?)",
-                         (request_uid, namespace, now))
+        self._db.execute(
+            "INSERT INTO quota_requests (uid, fingerprint, namespace, at) VALUES (?, ?, ?, ?)",
+            (request.uid, request.fingerprint, namespace, now),
+        )
 
 
 def _json(used: Used) -> str:

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from gatekeeper.quota.ledger import Applied, Change, MemoryLedger, NamespaceUsage, QuotaLedger, Refused
+from gatekeeper.quota.ledger import (
+    Applied,
+    Change,
+    MemoryLedger,
+    NamespaceUsage,
+    Outcome,
+    QuotaLedger,
+    Refused,
+    RequestKey,
+)
 from gatekeeper.quota.sqlite_ledger import SQLiteLedger
 
 SEEDS = {"compute": {"pods": "3"}}
@@ -37,25 +46,25 @@ def test_usage_starts_from_the_seed(ledger: QuotaLedger) -> None:
 
 
 def test_apply_changes_usage_once_per_request_uid(ledger: QuotaLedger) -> None:
-    assert ledger.apply("ns", "uid-1", SEEDS, add_pod(10)).applied is Applied.CHANGED
-    assert ledger.apply("ns", "uid-1", SEEDS, add_pod(10)).applied is Applied.REPLAYED
+    assert ledger.apply("ns", RequestKey("uid-1"), SEEDS, add_pod(10)).applied is Applied.CHANGED
+    assert ledger.apply("ns", RequestKey("uid-1"), SEEDS, add_pod(10)).applied is Applied.REPLAYED
     assert ledger.usage("ns", SEEDS) == {"compute": {"pods": "4"}}
 
 
 def test_a_refusal_writes_nothing_and_does_not_use_up_the_uid(ledger: QuotaLedger) -> None:
-    outcome = ledger.apply("ns", "uid-1", SEEDS, add_pod(3))
+    outcome = ledger.apply("ns", RequestKey("uid-1"), SEEDS, add_pod(3))
     assert (outcome.applied, outcome.message) == (Applied.REFUSED, "exceeded quota: compute, pods=3")
     assert ledger.usage("ns", SEEDS) == {"compute": {"pods": "3"}}
-    assert ledger.apply("ns", "uid-1", SEEDS, add_pod(4)).applied is Applied.CHANGED
+    assert ledger.apply("ns", RequestKey("uid-1"), SEEDS, add_pod(4)).applied is Applied.CHANGED
 
 
 def test_once_charged_the_ledger_wins_over_a_changed_seed(ledger: QuotaLedger) -> None:
-    ledger.apply("ns", "uid-1", SEEDS, add_pod(10))
+    ledger.apply("ns", RequestKey("uid-1"), SEEDS, add_pod(10))
     assert ledger.usage("ns", {"compute": {"pods": "0"}}) == {"compute": {"pods": "4"}}
 
 
 def test_reconcile_replaces_usage(ledger: QuotaLedger) -> None:
-    ledger.apply("ns", "uid-1", SEEDS, add_pod(10))
+    ledger.apply("ns", RequestKey("uid-1"), SEEDS, add_pod(10))
     ledger.reconcile({("ns", "compute"): {"pods": "1"}})
     assert ledger.usage("ns", SEEDS) == {"compute": {"pods": "1"}}
 
@@ -65,17 +74,17 @@ def test_an_exception_in_change_rolls_back(ledger: QuotaLedger) -> None:
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):
-        ledger.apply("ns", "uid-1", SEEDS, broken)
-    assert ledger.apply("ns", "uid-1", SEEDS, add_pod(10)).applied is Applied.CHANGED
+        ledger.apply("ns", RequestKey("uid-1"), SEEDS, broken)
+    assert ledger.apply("ns", RequestKey("uid-1"), SEEDS, add_pod(10)).applied is Applied.CHANGED
 
 
 def test_sqlite_usage_and_request_uids_survive_reopening(tmp_path: Path) -> None:
     first = SQLiteLedger(tmp_path / "q.db")
-    first.apply("ns", "uid-1", SEEDS, add_pod(10))
+    first.apply("ns", RequestKey("uid-1"), SEEDS, add_pod(10))
     first.close()
     second = SQLiteLedger(tmp_path / "q.db")
     assert second.usage("ns", SEEDS) == {"compute": {"pods": "4"}}
-    assert second.apply("ns", "uid-1", SEEDS, add_pod(10)).applied is Applied.REPLAYED
+    assert second.apply("ns", RequestKey("uid-1"), SEEDS, add_pod(10)).applied is Applied.REPLAYED
     second.close()
 
 
@@ -83,7 +92,7 @@ def _charge_many(path: str, worker: int, count: int) -> int:
     ledger = SQLiteLedger(path)
     changed = 0
     for i in range(count):
-        outcome = ledger.apply("ns", f"w{worker}-{i}", {"compute": {}}, add_pod(25))
+        outcome = ledger.apply("ns", RequestKey(f"w{worker}-{i}"), {"compute": {}}, add_pod(25))
         changed += outcome.applied is Applied.CHANGED
     ledger.close()
     return changed
@@ -96,3 +105,16 @@ def test_sqlite_processes_racing_for_the_last_units_never_overshoot(tmp_path: Pa
         changed = pool.starmap(_charge_many, [(path, worker, 20) for worker in range(4)])
     assert sum(changed) == 25
     assert SQLiteLedger(path).usage("ns", {"compute": {}}) == {"compute": {"pods": "25"}}
+
+
+def test_a_reused_uid_for_a_different_request_is_a_conflict(ledger: QuotaLedger) -> None:
+    ledger.apply("ns", RequestKey("uid-1", "pod a: 1 pod"), SEEDS, add_pod(10))
+    assert (
+        ledger.apply("ns", RequestKey("uid-1", "pod a: 1 pod"), SEEDS, add_pod(10)).applied
+        is Applied.REPLAYED
+    )
+    outcome = ledger.apply("ns", RequestKey("uid-1", "pod b: 9 pods"), SEEDS, add_pod(10))
+    assert outcome == Outcome(
+        Applied.CONFLICT, "request uid uid-1 was already charged for a different request"
+    )
+    assert ledger.usage("ns", SEEDS) == {"compute": {"pods": "4"}}

@@ -23,8 +23,12 @@ NS = "team-a"
 
 
 def quota(hard: dict[str, str], status: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
-    obj: dict[str, Any] = {"apiVersion": "v1", "kind": "ResourceQuota",
-                           "metadata": {"name": "compute", "namespace": NS}, "spec": {"hard": hard, **spec}}
+    obj: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "compute", "namespace": NS},
+        "spec": {"hard": hard, **spec},
+    }
     if status is not None:
         obj["status"] = status
     return obj
@@ -32,20 +36,37 @@ def quota(hard: dict[str, str], status: dict[str, Any] | None = None, **spec: An
 
 def pod(name: str = "p", cpu: str | None = "100m", **spec: Any) -> dict[str, Any]:
     resources = {"requests": {"cpu": cpu}, "limits": {"cpu": cpu}} if cpu else {}
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NS},
-            "spec": {"containers": [{"name": "app", "image": "nginx", "resources": resources}], **spec},
-            "status": {"phase": "Pending"}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"containers": [{"name": "app", "image": "nginx", "resources": resources}], **spec},
+        "status": {"phase": "Pending"},
+    }
 
 
-def review(operation: str, obj: dict[str, Any] | None, old: dict[str, Any] | None = None,
-           resource: str = "pods", kind: str = "Pod", uid: str | None = None, dry_run: bool = False,
-           sub_resource: str = "") -> dict[str, Any]:
+def review(
+    operation: str,
+    obj: dict[str, Any] | None,
+    old: dict[str, Any] | None = None,
+    resource: str = "pods",
+    kind: str = "Pod",
+    uid: str | None = None,
+    dry_run: bool = False,
+    sub_resource: str = "",
+) -> dict[str, Any]:
     name = (obj or old or {}).get("metadata", {}).get("name", "x")
     request: dict[str, Any] = {
-        "uid": uid or str(uuid.uuid4()), "name": name, "namespace": NS, "operation": operation,
+        "uid": uid or str(uuid.uuid4()),
+        "name": name,
+        "namespace": NS,
+        "operation": operation,
         "kind": {"group": "", "version": "v1", "kind": kind},
         "resource": {"group": "", "version": "v1", "resource": resource},
-        "userInfo": {"username": "alice"}, "object": obj, "oldObject": old, "dryRun": dry_run,
+        "userInfo": {"username": "alice"},
+        "object": obj,
+        "oldObject": old,
+        "dryRun": dry_run,
     }
     if sub_resource:
         request["subResource"] = sub_resource
@@ -88,8 +109,9 @@ def test_spec_hard_is_enforced_when_there_is_no_status(chain: Chain, make_store:
     assert validate(chain, store, review("CREATE", pod("a"))).allowed
     denied = validate(chain, store, review("CREATE", pod("b"))).denied
     assert denied is not None and denied.code == 403
-    assert denied.message == ('pods "b" is forbidden: exceeded quota: compute, requested: pods=1, '
-                              'used: pods=1, limited: pods=1')
+    assert denied.message == (
+        'pods "b" is forbidden: exceeded quota: compute, requested: pods=1, used: pods=1, limited: pods=1'
+    )
     assert used(store) == {"pods": "1", "requests.cpu": "100m"}
 
 
@@ -117,9 +139,12 @@ def test_dry_run_is_checked_but_never_charged(chain: Chain, make_store: Any) -> 
 
 
 def test_delete_gives_the_old_objects_usage_back_once(chain: Chain, make_store: Any) -> None:
-    store = make_store(quota({"pods": "10", "requests.cpu": "1"},
-                             {"hard": {"pods": "10", "requests.cpu": "1"},
-                              "used": {"pods": "2", "requests.cpu": "300m"}}))
+    store = make_store(
+        quota(
+            {"pods": "10", "requests.cpu": "1"},
+            {"hard": {"pods": "10", "requests.cpu": "1"}, "used": {"pods": "2", "requests.cpu": "300m"}},
+        )
+    )
     doc = review("DELETE", None, old=pod(cpu="200m"))
     assert validate(chain, store, doc).allowed
     assert validate(chain, store, doc).allowed  # retried: not given back twice
@@ -139,12 +164,14 @@ def test_delete_without_old_object_warns(chain: Chain, make_store: Any) -> None:
     store = make_store(quota({"pods": "10"}))
     outcome = validate(chain, store, review("DELETE", None))
     assert outcome.allowed and outcome.warnings == (
-        "quota usage was not given back: the DELETE request carries no oldObject",)
+        "quota usage was not given back: the DELETE request carries no oldObject",
+    )
 
 
 def test_update_charges_only_the_increase(chain: Chain, make_store: Any) -> None:
-    store = make_store(quota({"requests.cpu": "1"}, {"hard": {"requests.cpu": "1"},
-                                                     "used": {"requests.cpu": "100m"}}))
+    store = make_store(
+        quota({"requests.cpu": "1"}, {"hard": {"requests.cpu": "1"}, "used": {"requests.cpu": "100m"}})
+    )
     old = pod(cpu="100m")
     old["metadata"]["resourceVersion"] = "7"
     new = copy.deepcopy(old)
@@ -191,3 +218,37 @@ def test_other_namespaces_and_unhandled_requests_are_not_charged(chain: Chain, m
     assert validate(chain, store, review("UPDATE", pod(), pod(), sub_resource="status")).allowed
     assert validate(chain, store, review("CREATE", pod(), sub_resource="eviction")).allowed
     assert used(store) == {"count/pods": "0", "pods": "0"}
+
+
+def test_a_reused_uid_for_a_bigger_request_is_a_conflict(chain: Chain, make_store: Any) -> None:
+    store = make_store(quota({"requests.cpu": "1"}))
+    uid = "4a3d0a52-0000-4000-8000-000000000002"
+    assert validate(chain, store, review("CREATE", pod(cpu="100m"), uid=uid)).allowed
+    denied = validate(chain, store, review("CREATE", pod(cpu="900m"), uid=uid)).denied
+    assert denied is not None and (denied.code, denied.reason) == (409, "Conflict")
+    assert used(store) == {"requests.cpu": "100m"}
+
+
+def test_an_empty_uid_cannot_be_charged(chain: Chain, make_store: Any) -> None:
+    store = make_store(quota({"pods": "10"}))
+    denied = validate(chain, store, review("CREATE", pod(), uid=" ")).denied
+    assert denied is not None and denied.code == 400 and "request.uid: must not be empty" in denied.message
+
+
+def test_a_created_quota_starts_from_its_own_status_not_a_namesakes_usage(
+    chain: Chain, make_store: Any
+) -> None:
+    store = make_store(quota({"pods": "10"}))
+    validate(chain, store, review("CREATE", pod("a")))
+    validate(
+        chain,
+        store,
+        review("DELETE", None, old=quota({"pods": "10"}), resource="resourcequotas", kind="ResourceQuota"),
+    )
+    store.delete("resourcequotas", NS, "compute")
+    recreated = quota({"pods": "5"})
+    assert validate(
+        chain, store, review("CREATE", recreated, resource="resourcequotas", kind="ResourceQuota")
+    ).allowed
+    store.put(recreated)
+    assert used(store) == {"pods": "0"}

@@ -7,16 +7,20 @@ give the old object's usage back, because gatekeeper is its own quota controller
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from typing import ClassVar
 
-from gatekeeper.admission.errors import bad_request, forbidden, internal
+import orjson
+
+from gatekeeper.admission.errors import AdmissionDenied, bad_request, forbidden, internal, object_name
 from gatekeeper.admission.plugin import Warnings
-from gatekeeper.admission.request import CREATE, DELETE, AdmissionRequest, JSONObject
+from gatekeeper.admission.request import CREATE, DELETE, UPDATE, AdmissionRequest, JSONObject
 from gatekeeper.quota.check import Plan, QuotaRefusal, charge, plan, release, releasing, seeds
 from gatekeeper.quota.evaluators.base import Evaluator
 from gatekeeper.quota.evaluators.registry import evaluator_for
-from gatekeeper.quota.ledger import Applied, Refused
-from gatekeeper.quota.quotas import Quota
+from gatekeeper.quota.ledger import Applied, Outcome, Refused, RequestKey
+from gatekeeper.quota.quotas import Quota, parse_quota
 from gatekeeper.quota.resources import QuotaError
 from gatekeeper.quota.status import namespace_quotas
 from gatekeeper.store.base import Store
@@ -41,14 +45,15 @@ class ResourceQuota:
             quotas = namespace_quotas(store, request.namespace)
         except QuotaError as exc:
             raise internal(f"cannot read the namespace's quotas: {exc}") from None
-        if not quotas:
-            return None
         try:
             if request.operation == DELETE:
-                return _release(request, evaluator, quotas, store)
+                return _release(request, evaluator, quotas, store) if quotas else None
             if obj is None:
                 raise bad_request(f"{request.operation} request carries no object")
-            _charge(request, evaluator, obj, quotas, store)
+            if quotas:
+                _charge(request, evaluator, obj, quotas, store)
+            if _creates_quota(request):
+                _start_quota(request, obj, quotas, store)
         except QuotaRefusal as refusal:
             raise forbidden(request, str(refusal)) from None
         except ValueError as exc:  # QuotaError, PodResourceError, QuantityError: a malformed object
@@ -56,8 +61,9 @@ class ResourceQuota:
         return None
 
 
-def _charge(request: AdmissionRequest, evaluator: Evaluator, obj: JSONObject, quotas: list[Quota],
-            store: Store) -> None:
+def _charge(
+    request: AdmissionRequest, evaluator: Evaluator, obj: JSONObject, quotas: list[Quota], store: Store
+) -> None:
     ledger, starting = store.quota_ledger, seeds(quotas)
     the_plan = plan(request, evaluator, obj, quotas, ledger.usage(request.namespace, starting))
     if not the_plan.requested:
@@ -67,9 +73,12 @@ def _charge(request: AdmissionRequest, evaluator: Evaluator, obj: JSONObject, qu
         if isinstance(checked, Refused):
             raise QuotaRefusal(checked.message)
         return
-    outcome = ledger.apply(request.namespace, request.uid, starting, lambda usage: charge(the_plan, usage))
-    if outcome.applied is Applied.REFUSED:
-        raise QuotaRefusal(outcome.message)
+    old = request.old_object if request.operation == UPDATE and request.old_object is not None else {}
+    key = request_key(
+        request, "charge", {"new": evaluator.usage(obj), "old": evaluator.usage(old) if old else {}}
+    )
+    outcome = ledger.apply(request.namespace, key, starting, lambda usage: charge(the_plan, usage))
+    _raise_unless_applied(outcome)
 
 
 def _release(request: AdmissionRequest, evaluator: Evaluator, quotas: list[Quota], store: Store) -> Warnings:
@@ -79,9 +88,59 @@ def _release(request: AdmissionRequest, evaluator: Evaluator, quotas: list[Quota
         return [NO_OLD_OBJECT]
     the_plan: Plan = releasing(evaluator, quotas, request.old_object)
     if the_plan.requested:
-        store.quota_ledger.apply(request.namespace, request.uid, seeds(quotas),
-                                 lambda usage: release(the_plan, usage))
+        key = request_key(request, "release", {"old": evaluator.usage(request.old_object)})
+        outcome = store.quota_ledger.apply(
+            request.namespace, key, seeds(quotas), lambda usage: release(the_plan, usage)
+        )
+        _raise_unless_applied(outcome)
     return None
+
+
+def _start_quota(request: AdmissionRequest, obj: JSONObject, quotas: list[Quota], store: Store) -> None:
+    """A ResourceQuota created now starts from its own status.used, not from a namesake's old usage."""
+    if request.dry_run:
+        return
+    metadata = {**(obj.get("metadata") or {}), "namespace": request.namespace, "name": object_name(request)}
+    created = parse_quota({**obj, "metadata": metadata})
+    key = request_key(request, "start", {"seed": created.seed})
+    outcome = store.quota_ledger.apply(
+        request.namespace, key, seeds(quotas), lambda _usage: {created.name: created.seed}
+    )
+    _raise_unless_applied(outcome)
+
+
+def _raise_unless_applied(outcome: Outcome) -> None:
+    if outcome.applied is Applied.REFUSED:
+        raise QuotaRefusal(outcome.message)
+    if outcome.applied is Applied.CONFLICT:
+        raise AdmissionDenied(409, "Conflict", outcome.message)
+
+
+def request_key(
+    request: AdmissionRequest, action: str, usage: Mapping[str, Mapping[str, object]]
+) -> RequestKey:
+    """The uid under which this request changes the ledger, and a fingerprint of the request.
+
+    Each action of a request (charge, release, start a quota) is applied once per uid. The
+    fingerprint (what the object consumes, not the whole object: a retried create may come back
+    with a new generated volume name) lets a true retry through and stops a reused uid from
+    riding on an earlier charge.
+    """
+    if not request.uid.strip():
+        raise bad_request("request.uid: must not be empty (quota is charged once per request uid)")
+    described = {
+        "action": action,
+        "namespace": request.namespace,
+        "resource": [request.resource.group, request.resource.resource, request.sub_resource],
+        "name": object_name(request),
+        "usage": {part: {name: str(q) for name, q in values.items()} for part, values in usage.items()},
+    }
+    digest = hashlib.sha256(orjson.dumps(described, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return RequestKey(request.uid if action in ("charge", "release") else f"{request.uid}/{action}", digest)
+
+
+def _creates_quota(request: AdmissionRequest) -> bool:
+    return request.operation == CREATE and request.is_core("resourcequotas") and not request.sub_resource
 
 
 def _is_namespace_creation(request: AdmissionRequest) -> bool:

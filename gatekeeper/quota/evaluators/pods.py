@@ -23,8 +23,9 @@ COUNT = "count/pods"
 PODS = "pods"
 # Plain, requests.* and limits.* names; hugepages and extended resources are matched by prefix.
 COMPUTE = ("cpu", "memory", "ephemeral-storage")
-RESOURCES = frozenset({COUNT, PODS, *COMPUTE, *(f"requests.{n}" for n in COMPUTE),
-                       *(f"limits.{n}" for n in COMPUTE)})
+RESOURCES = frozenset(
+    {COUNT, PODS, *COMPUTE, *(f"requests.{n}" for n in COMPUTE), *(f"limits.{n}" for n in COMPUTE)}
+)
 HUGEPAGES = "hugepages-"
 REQUESTS = "requests."
 # A quota on any of these makes every container declare it: a mistake Kubernetes keeps for compatibility.

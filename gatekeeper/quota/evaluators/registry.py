@@ -9,18 +9,20 @@ from gatekeeper.quota.evaluators.pvcs import PersistentVolumeClaimEvaluator
 from gatekeeper.quota.evaluators.services import ServiceEvaluator
 
 # Virtual or unstored resources Kubernetes never charges (install/registry.go ignoredResources).
-IGNORED = frozenset({
-    ("", "bindings"),
-    ("", "componentstatuses"),
-    ("", "events"),
-    ("events.k8s.io", "events"),
-    ("authentication.k8s.io", "tokenreviews"),
-    ("authentication.k8s.io", "selfsubjectreviews"),
-    ("authorization.k8s.io", "subjectaccessreviews"),
-    ("authorization.k8s.io", "selfsubjectaccessreviews"),
-    ("authorization.k8s.io", "localsubjectaccessreviews"),
-    ("authorization.k8s.io", "selfsubjectrulesreviews"),
-})
+IGNORED = frozenset(
+    {
+        ("", "bindings"),
+        ("", "componentstatuses"),
+        ("", "events"),
+        ("events.k8s.io", "events"),
+        ("authentication.k8s.io", "tokenreviews"),
+        ("authentication.k8s.io", "selfsubjectreviews"),
+        ("authorization.k8s.io", "subjectaccessreviews"),
+        ("authorization.k8s.io", "selfsubjectaccessreviews"),
+        ("authorization.k8s.io", "localsubjectaccessreviews"),
+        ("authorization.k8s.io", "selfsubjectrulesreviews"),
+    }
+)
 
 _CORE: dict[str, Evaluator] = {
     "pods": PodEvaluator(),
