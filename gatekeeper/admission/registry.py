@@ -7,13 +7,10 @@ that fails to import breaks only the configurations that enable it.
 from __future__ import annotations
 
 import importlib
-import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from gatekeeper.admission.plugin import Plugin
-
-log = logging.getLogger("gatekeeper.admission")
 
 PROJECTED = "projected"
 SECRET = "secret"
@@ -87,12 +84,7 @@ def build_plugins(names: Iterable[str], options: PluginOptions | None = None) ->
     options = options or PluginOptions()
     plugins: list[Plugin] = []
     for name in check_names(names):
-        try:
-            cls = _plugin_class(name)
-        except PluginNotBuilt as exc:
-            # only while the plugin set is being built: say so loudly, and run the others
-            log.error("%s; running without it", exc)
-            continue
+        cls = _plugin_class(name)
         plugins.append(cls(options) if getattr(cls, "takes_options", False) else cls())
     return plugins
 
