@@ -46,7 +46,7 @@ MUTATING_RULES: list[dict[str, Any]] = [
 ]
 VALIDATING_RULES: list[dict[str, Any]] = [
     {"operations": ["CREATE", "UPDATE", "DELETE"], "apiGroups": [""], "apiVersions": ["v1"],
-     "resources": ["pods", "services", "persistentvolumeclaims", "configmaps", "secrets",
+     "resources": ["pods", "pods/resize", "services", "persistentvolumeclaims", "configmaps", "secrets",
                    "replicationcontrollers", "resourcequotas", "serviceaccounts", "limitranges"],
      "scope": "Namespaced"},
     {"operations": ["DELETE"], "apiGroups": [""], "apiVersions": ["v1"],
