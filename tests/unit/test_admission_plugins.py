@@ -71,6 +71,10 @@ def test_security_context_deny_allows_other_settings_and_other_resources() -> No
     allowed = pod(securityContext={"runAsNonRoot": True},
                   containers=[{"name": "c", "securityContext": {"readOnlyRootFilesystem": True}}])
     assert admit(["SecurityContextDeny"], [], obj=allowed).allowed
+    bare = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "team"}}
+    assert admit(["SecurityContextDeny"], [], obj=bare).allowed
+    not_a_pod = admit(["SecurityContextDeny"], [], obj={**bare, "kind": "Deployment"})
+    assert denial(not_a_pod) == (400, "Resource was marked with kind Pod but was unable to be converted")
     status = pod(securityContext={"runAsUser": 0})
     assert admit(["SecurityContextDeny"], [], obj=status, operation="UPDATE", sub_resource="status").allowed
 

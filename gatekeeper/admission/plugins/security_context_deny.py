@@ -42,10 +42,9 @@ class SecurityContextDeny:
         return request.operation in self.operations and request.is_core("pods") and not request.sub_resource
 
     def validate(self, request: AdmissionRequest, obj: JSONObject | None, store: Store) -> Warnings:
-        spec = (obj or {}).get("spec")
-        if not isinstance(spec, dict):
+        if obj is None or obj.get("kind", "Pod") != "Pod":
             raise bad_request("Resource was marked with kind Pod but was unable to be converted")
-        violation = first_violation(spec)
+        violation = first_violation(obj.get("spec") or {})
         if violation is not None:
             raise forbidden(request, f"{violation} is forbidden")
         return None
