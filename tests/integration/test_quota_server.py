@@ -7,6 +7,7 @@ with a real SQLite store; nothing is mocked.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -178,3 +179,22 @@ def test_usage_survives_kill_9_during_a_load(tmp_path: Path) -> None:
         print(f"kill -9 after {seen_admitted} admitted answers; {len(unanswered)} unanswered; "
               f"{committed} committed at restart")
         assert used(client) == {"pods": str(admitted)}
+
+
+def test_changing_hard_in_the_manifests_keeps_the_usage(two_workers_pods: Server, tmp_path: Path) -> None:
+    with two_workers_pods.client() as client:
+        for i in range(3):
+            assert allowed(client.post("/validate", json=pod_review(str(uuid.uuid4()), f"p-{i}")))
+        (tmp_path / "state.yaml").write_text(state({"pods": "4"}))
+
+        def hard_is_4() -> bool:
+            response = client.get("/quota", params={"namespace": NAMESPACE})
+            return bool(response.json()["items"][0]["status"]["hard"] == {"pods": "4"})
+
+        deadline = time.monotonic() + 20
+        while not hard_is_4():
+            assert time.monotonic() < deadline, "the manifest change was not picked up"
+            time.sleep(0.1)
+        assert used(client) == {"pods": "3"}
+        assert allowed(client.post("/validate", json=pod_review(str(uuid.uuid4()), "p-3")))
+        assert not allowed(client.post("/validate", json=pod_review(str(uuid.uuid4()), "p-4")))
