@@ -104,6 +104,8 @@ def plan(
         return Plan(tuple(quotas), {})
     new_usage = object_usage(evaluator, obj)
     old = request.old_object if request.operation == UPDATE else None
+    if request.operation == UPDATE and old is None:
+        raise QuotaRefusal("unable to get previous usage since prior version of object was not found")
     requested: dict[str, ResourceList] = {}
     for quota in applying:
         delta = new_usage

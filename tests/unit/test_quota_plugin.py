@@ -252,3 +252,13 @@ def test_a_created_quota_starts_from_its_own_status_not_a_namesakes_usage(
     ).allowed
     store.put(recreated)
     assert used(store) == {"pods": "0"}
+
+
+def test_an_update_without_the_old_object_is_refused(chain: Chain, make_store: Any) -> None:
+    store = make_store(quota({"services": "10"}))
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": NS}, "spec": {}}
+    denied = validate(
+        chain, store, review("UPDATE", service, None, resource="services", kind="Service")
+    ).denied
+    assert denied is not None and denied.code == 403
+    assert denied.message.endswith("unable to get previous usage since prior version of object was not found")
