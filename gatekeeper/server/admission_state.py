@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,11 +12,25 @@ from gatekeeper.config import Settings
 from gatekeeper.server.reload import Watched
 from gatekeeper.store.base import Store, StoreError
 from gatekeeper.store.factory import open_store
-from gatekeeper.store.manifests import ManifestSync
+from gatekeeper.store.manifests import ManifestError, ManifestSync
 
 
 class AdmissionSetupError(ValueError):
     """The store cannot be opened or the state manifests cannot be loaded at start-up."""
+
+
+class WatchedManifests(Watched[int]):
+    """The state manifests; the watched files are listed again on every reload, so a file added to
+    a watched folder is itself watched from then on."""
+
+    def __init__(self, sync: ManifestSync) -> None:
+        self._sync = sync
+        super().__init__("state manifests", sync.watch_paths(), sync.load)
+
+    def reload(self) -> bool:
+        with contextlib.suppress(ManifestError):  # a vanished path: the load below reports it
+            self.paths = tuple(self._sync.watch_paths())
+        return super().reload()
 
 
 @dataclass
@@ -41,7 +56,7 @@ def build_admission(settings: Settings) -> AdmissionState:
     if settings.state:
         sync = ManifestSync(store, settings.state)
         try:
-            manifests = Watched("state manifests", sync.watch_paths(), sync.load)
+            manifests = WatchedManifests(sync)
         except StoreError as exc:
             raise AdmissionSetupError(str(exc)) from None
     return AdmissionState(store, chain, manifests)

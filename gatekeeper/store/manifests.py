@@ -173,8 +173,11 @@ class ManifestSync:
         self.paths = tuple(paths)
 
     def watch_paths(self) -> list[Path]:
-        """The files and folders whose change means a reload (a folder changes when files come or go)."""
-        return [*self.paths, *(f for f in manifest_files(self.paths) if f not in self.paths)]
+        """The files and folders (with their sub-folders) whose change means a reload: a folder
+        changes when files come or go, a file when it is written."""
+        folders = [sub for path in self.paths if path.is_dir() for sub in path.rglob("*") if sub.is_dir()]
+        files = [f for f in manifest_files(self.paths) if f not in self.paths]
+        return list(dict.fromkeys([*self.paths, *sorted(folders), *files]))
 
     def load(self) -> int:
         objects = load_manifests(self.paths)

@@ -219,3 +219,25 @@ def test_a_restart_with_the_same_manifests_keeps_what_the_stream_learned(tmp_pat
         assert post(client, "/admit", namespace_review("DELETE", "team"))["allowed"]
     with running_server(tmp_path, args) as srv, srv.client() as client:
         assert "being terminated" in post(client, "/admit", in_team)["status"]["message"]
+
+
+LATE = "kind: Namespace\nmetadata: {{name: late}}\nstatus: {{phase: {phase}}}\n"
+
+
+def test_a_file_added_to_a_watched_folder_is_loaded_and_then_watched(tmp_path: Path) -> None:
+    folder = tmp_path / "state"
+    folder.mkdir()
+    (folder / "team.yaml").write_text(STATE)
+    args = ["--enable-admission-plugins", "NamespaceLifecycle", "--state", str(folder),
+            "--store", f"sqlite:///{tmp_path / 'state.db'}", *policy_args(tmp_path)]
+    elsewhere = review(namespace="late", obj=pod(namespace="late"))
+    with running_server(tmp_path, args) as srv, srv.client() as client:
+        assert post(client, "/admit", elsewhere)["status"]["code"] == 404
+        before = _manifest_check(client)
+        (folder / "late.yaml").write_text(LATE.format(phase="Active"))
+        assert _wait_for_reload(client, before)["ok"]
+        assert post(client, "/admit", elsewhere)["allowed"]
+        before = _manifest_check(client)
+        (folder / "late.yaml").write_text(LATE.format(phase="Terminating"))
+        assert _wait_for_reload(client, before)["ok"]
+        assert "being terminated" in post(client, "/admit", elsewhere)["status"]["message"]
