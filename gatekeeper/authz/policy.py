@@ -8,6 +8,8 @@ file. tests/conformance/abac/SEMANTICS.md is the specification; section numbers 
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
 from collections.abc import Iterator
@@ -109,7 +111,28 @@ def load_policy_file(path: Path, name: str | None = None) -> Policy:
     return parse_policy(data, display)
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a large policy is built.
+
+    A load creates hundreds of thousands of acyclic objects that all stay alive; the collector's
+    passes over them during the load free nothing and cost about a third of the load time.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def parse_policy(data: bytes, name: str) -> Policy:
+    with gc_paused():
+        return _parse_policy(data, name)
+
+
+def _parse_policy(data: bytes, name: str) -> Policy:
     rules: list[Rule] = []
     unversioned = 0
     for decoded in decode_lines(data, name):

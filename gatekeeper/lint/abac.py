@@ -13,6 +13,7 @@ from gatekeeper.authz.policy import (
     DecodedLine,
     Format,
     Rule,
+    gc_paused,
     scan_lines,
     to_rule,
 )
@@ -57,6 +58,9 @@ RULES = (
 )
 
 TYPE_META = {"apiversion", "kind"}
+KNOWN_V0 = frozenset(V0_FIELDS)
+KNOWN_V1BETA1 = frozenset(V1BETA1_SPEC_FIELDS)
+KNOWN_INTERNAL = frozenset(INTERNAL_SPEC_FIELDS)
 
 
 class _At(Protocol):
@@ -74,18 +78,25 @@ def lint_policy(path: Path, name: str | None = None, known: KnownSubjects | None
         return [Finding(display, 0, 1, LOAD_ERROR, f"cannot read policy file: {exc.strerror}")]
     findings: list[Finding] = []
     lines: list[tuple[str, DecodedLine, Rule]] = []
+    with gc_paused():
+        _scan_into(data, display, findings, lines)
+        seen: dict[tuple[object, ...], int] = {}
+        for text, decoded, rule in lines:
+            findings.extend(_lint_line(display, text, decoded, rule, seen, known))
+        findings.extend(_shadowed(display, [rule for _, _, rule in lines]))
+        findings.sort(key=lambda f: (f.line, f.rule.severity is not Severity.ERROR, f.rule.id))
+    return findings
+
+
+def _scan_into(
+    data: bytes, display: str, findings: list[Finding], lines: list[tuple[str, DecodedLine, Rule]]
+) -> None:
     for line in scan_lines(data, display):
         if line.error is not None:  # each bad line, worded as the loader words it
             findings.append(Finding(display, line.error.line or 0, 1, LOAD_ERROR, line.error.cause))
         elif line.decoded is not None:
             rule = to_rule(line.decoded, f"{display}:{line.number}", len(lines))
             lines.append((line.text, line.decoded, rule))
-    seen: dict[tuple[object, ...], int] = {}
-    for text, decoded, rule in lines:
-        findings.extend(_lint_line(display, text, decoded, rule, seen, known))
-    findings.extend(_shadowed(display, [rule for _, _, rule in lines]))
-    findings.sort(key=lambda f: (f.line, f.rule.severity is not Severity.ERROR, f.rule.id))
-    return findings
 
 
 def _shadowed(name: str, rules: list[Rule]) -> Iterator[Finding]:
@@ -131,23 +142,27 @@ def _lint_line(
         seen[key] = line.number
 
 
+def _is_type_meta(key: str) -> bool:
+    return key in ("apiVersion", "kind") or key.casefold() in TYPE_META
+
+
 def _unknown_keys(line: DecodedLine, at: _At) -> Iterator[Finding]:
     if line.format is Format.V0:
-        known, where = set(V0_FIELDS), ""
+        known, where = KNOWN_V0, ""
     else:
         spec_key = "spec" if line.format is Format.V1BETA1 else "Spec"
         for key in line.value:
-            if key != spec_key and key.casefold() not in TYPE_META:
+            if key != spec_key and not _is_type_meta(key):
                 yield at(
                     UNKNOWN_KEY,
                     f'"{key}" outside {spec_key} is ignored by Kubernetes',
                     _suggest(key, line) or f"move it into {spec_key}",
                     key,
                 )
-        known = set(V1BETA1_SPEC_FIELDS if line.format is Format.V1BETA1 else INTERNAL_SPEC_FIELDS)
+        known = KNOWN_V1BETA1 if line.format is Format.V1BETA1 else KNOWN_INTERNAL
         where = f" in {spec_key}"
     for key in line.body:
-        if key in known or (line.format is Format.V0 and key.casefold() in TYPE_META):
+        if key in known or (line.format is Format.V0 and _is_type_meta(key)):
             continue
         yield at(
             UNKNOWN_KEY,

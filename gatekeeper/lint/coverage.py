@@ -79,13 +79,18 @@ class RuleIndex:
     def candidates(self, a: Rule) -> Iterator[Rule]:
         """Every indexed rule that could cover `a` (a superset; check with covers())."""
         user, group = _subject_key(a)
-        users = {user, None}
-        groups = {group, None}
+        users = (user, None) if user is not None else (None,)
+        groups = (group, None) if group is not None else (None,)
+        resources = (a.resource, "*") if a.resource != "*" else ("*",)
+        namespaces = (a.namespace, "*") if a.namespace != "*" else ("*",)
+        by_key = self._by_key
         for u in users:
             for g in groups:
-                for resource in {a.resource, "*"}:
-                    for namespace in {a.namespace, "*"}:
-                        yield from self._by_key.get((u, g, resource, namespace), ())
+                for resource in resources:
+                    for namespace in namespaces:
+                        found = by_key.get((u, g, resource, namespace))
+                        if found:
+                            yield from found
 
     def first_coverer(self, a: Rule, exclude_same_grant: bool = True) -> Rule | None:
         """The earliest other rule that grants everything `a` grants, if any."""

@@ -27,8 +27,11 @@ NAMESPACES = ("default", "team-a", "team-b", "kube-system", "*")
 V1 = '{"apiVersion":"abac.authorization.kubernetes.io/v1beta1","kind":"Policy","spec":%s}'
 
 
-def policy_text(n: int, seed: int = 7) -> str:
-    """n rules: ~70% per-user, ~20% per-group, ~10% non-resource, plus two for everyone."""
+def policy_text(n: int, seed: int = 7, api_group: str | None = None) -> str:
+    """n rules: ~70% per-user, ~20% per-group, ~10% non-resource, plus two for everyone.
+
+    Per-user rules leave apiGroup unset (core group only) unless `api_group` is given.
+    """
     rnd = random.Random(seed)
     users, groups = max(1, n // 3), max(1, n // 20)
     lines = [
@@ -40,7 +43,9 @@ def policy_text(n: int, seed: int = 7) -> str:
         ns, res = rnd.choice(NAMESPACES), rnd.choice(RESOURCES)
         readonly = "true" if rnd.random() < 0.5 else "false"
         if kind < 0.7:
-            spec = f'{{"user":"user{i % users}","namespace":"{ns}","resource":"{res}","readonly":{readonly}}}'
+            group = f',"apiGroup":"{api_group}"' if api_group is not None else ""
+            subject = f'"user":"user{i % users}","namespace":"{ns}","resource":"{res}"'
+            spec = f'{{{subject},"readonly":{readonly}{group}}}'
         elif kind < 0.9:
             spec = f'{{"group":"group{i % groups}","namespace":"{ns}","resource":"{res}","apiGroup":"*"}}'
         else:
