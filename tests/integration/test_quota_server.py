@@ -6,6 +6,9 @@ with a real SQLite store; nothing is mocked.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import threading
 import time
 import uuid
@@ -139,15 +142,32 @@ def test_get_quota_requires_an_authorized_caller(two_workers_pods: Server) -> No
         assert mallory.get("/quota").status_code == 403
 
 
-def test_usage_survives_kill_9_during_a_load(tmp_path: Path) -> None:
-    """Kill -9 mid-load, restart on the same file, retry what got no answer (same uid, as a client
-    would): the usage equals the number of admitted answers, so nothing was lost or charged twice."""
-    args = serve_args(tmp_path, {"pods": "50"}, workers=1)
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (uvicorn's worker processes), from /proc."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    found = children.read_text().split() if children.exists() else []
+    return [pid, *(p for child in found for p in process_tree(int(child)))]
+
+
+def kill_9(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_usage_survives_kill_9_during_a_load(tmp_path: Path, workers: int) -> None:
+    """Kill -9 mid-load (every process), restart on the same file, retry what got no answer (same
+    uid, as a client would): the usage equals the number of admitted answers, so nothing was lost
+    or charged twice."""
+    args = serve_args(tmp_path, {"pods": "50"}, workers=workers)
     reviews = [pod_review(str(uuid.uuid4()), f"p-{i}") for i in range(80)]
     answers: dict[str, bool] = {}
     lock = threading.Lock()
     with running_server(tmp_path, args) as server:
         killed = threading.Event()
+        pids = process_tree(server.process.pid)
+        assert len(pids) >= (1 if workers == 1 else workers + 1)  # the master and its workers
 
         def load(part: list[dict[str, Any]]) -> None:
             with server.client() as client:
@@ -160,7 +180,7 @@ def test_usage_survives_kill_9_during_a_load(tmp_path: Path) -> None:
                         answers[review["request"]["uid"]] = answer
                         if sum(answers.values()) >= 15 and not killed.is_set():
                             killed.set()
-                            server.process.kill()  # SIGKILL, while the other threads are mid-request
+                            kill_9(pids)  # while the other threads are mid-request
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(load, [reviews[i::8] for i in range(8)]))
