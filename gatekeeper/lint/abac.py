@@ -75,7 +75,7 @@ def lint_policy(path: Path, name: str | None = None, known: KnownSubjects | None
     try:
         data = path.read_bytes()
     except OSError as exc:
-        return [Finding(display, 0, 1, LOAD_ERROR, f"cannot read policy file: {exc.strerror}")]
+        return [Finding(display, 1, 1, LOAD_ERROR, f"cannot read policy file: {exc.strerror}")]
     findings: list[Finding] = []
     lines: list[tuple[str, DecodedLine, Rule]] = []
     with gc_paused():
@@ -93,7 +93,8 @@ def _scan_into(
 ) -> None:
     for line in scan_lines(data, display):
         if line.error is not None:  # each bad line, worded as the loader words it
-            findings.append(Finding(display, line.error.line or 0, 1, LOAD_ERROR, line.error.cause))
+            # the loader names no line for an over-long one (as Kubernetes); the linter does
+            findings.append(Finding(display, line.error.line or line.number, 1, LOAD_ERROR, line.error.cause))
         elif line.decoded is not None:
             rule = to_rule(line.decoded, f"{display}:{line.number}", len(lines))
             lines.append((line.text, line.decoded, rule))

@@ -124,10 +124,10 @@ def _rows(path: Path, kind: str, secret_name: str) -> tuple[list[Row], list[Find
         return list(read_rows(path, kind, secret_name)), findings
     except CredentialFileError as exc:
         match = _LINE.search(str(exc))
-        line = int(match.group(1)) if match else 0
+        line = int(match.group(1)) if match else 1
         findings.append(Finding(str(path), line, 1, LOAD_ERROR, str(exc)))
     except OSError as exc:
-        findings.append(Finding(str(path), 0, 1, LOAD_ERROR, f"cannot read {kind}: {exc.strerror}"))
+        findings.append(Finding(str(path), 1, 1, LOAD_ERROR, f"cannot read {kind}: {exc.strerror}"))
     return [], findings
 
 
@@ -139,7 +139,7 @@ def _permissions(path: Path) -> Iterator[Finding]:
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         yield Finding(
             str(path),
-            0,
+            1,
             1,
             PERMISSIONS,
             f"mode {stat.S_IMODE(mode):04o}: group or others may read the credentials",

@@ -3,10 +3,13 @@ server would refuse, or that cannot do what they appear to."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from gatekeeper.lint.report import Finding, RuleInfo, Severity
 from gatekeeper.quantity import Quantity, QuantityError, exceeds_ratio, parse_json_quantity
@@ -74,28 +77,85 @@ RESOURCE_PATTERNS = (
 OPPOSITES = (("Terminating", "NotTerminating"), ("BestEffort", "NotBestEffort"))
 
 
+def object_lines(text: str) -> dict[tuple[str, str, str], int]:
+    """(kind, namespace, name) -> the 1-based line where that object starts in a YAML/JSON text."""
+    lines: dict[tuple[str, str, str], int] = {}
+    try:
+        documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError:
+        return lines
+    for document in documents:
+        for node in _object_nodes(document):
+            fields = _scalars(node)
+            key = (fields.get("kind", ""), fields.get("namespace", ""), fields.get("name", ""))
+            lines.setdefault(key, node.start_mark.line + 1)
+    return lines
+
+
+def _object_nodes(node: yaml.Node | None) -> Iterator[yaml.MappingNode]:
+    if not isinstance(node, yaml.MappingNode):
+        return
+    items = {k.value: v for k, v in node.value if isinstance(k, yaml.ScalarNode)}
+    kind = items.get("kind")
+    if isinstance(kind, yaml.ScalarNode) and kind.value == "List":
+        listed = items.get("items")
+        for item in listed.value if isinstance(listed, yaml.SequenceNode) else []:
+            yield from _object_nodes(item)
+    else:
+        yield node
+
+
+def _scalars(node: yaml.MappingNode) -> dict[str, str]:
+    """kind, and metadata name and namespace, of an object node (scalars only)."""
+    fields: dict[str, str] = {}
+    for key, value in node.value:
+        if not isinstance(key, yaml.ScalarNode):
+            continue
+        if key.value == "kind" and isinstance(value, yaml.ScalarNode):
+            fields["kind"] = str(value.value)
+        elif key.value == "metadata" and isinstance(value, yaml.MappingNode):
+            for meta_key, meta_value in value.value:
+                wanted = isinstance(meta_key, yaml.ScalarNode) and meta_key.value in ("name", "namespace")
+                if wanted and isinstance(meta_value, yaml.ScalarNode):
+                    fields[str(meta_key.value)] = str(meta_value.value)
+    return fields
+
+
 def lint_manifests(paths: Sequence[Path]) -> list[Finding]:
     findings: list[Finding] = []
     objects: list[tuple[str, JSONObject]] = []
+    starts: dict[tuple[str, str, str, str], int] = {}
     try:
         files = manifest_files(paths)
     except ManifestError as exc:
-        return [Finding(str(paths[0]) if paths else "-", 0, 1, LOAD_ERROR, str(exc))]
+        return [Finding(str(paths[0]) if paths else "-", 1, 1, LOAD_ERROR, str(exc))]
     for path in files:
         try:
-            objects.extend((str(path), obj) for obj in load_manifests([path]))
+            loaded = load_manifests([path])
         except ManifestError as exc:
-            findings.append(Finding(str(path), 0, 1, LOAD_ERROR, str(exc)))
+            findings.append(Finding(str(path), 1, 1, LOAD_ERROR, str(exc)))
+            continue
+        lines = object_lines(path.read_text(encoding="utf-8"))
+        objects.extend((str(path), obj) for obj in loaded)
+        starts.update({(str(path), *_key(obj)): lines.get(_key(obj), 1) for obj in loaded})
     secrets = {(_ns(o), _name(o)) for _, o in objects if o.get("kind") == "Secret"}
     for file, obj in objects:
+        line = starts[(file, *_key(obj))]
         kind = obj.get("kind")
         if kind == "LimitRange":
-            findings.extend(_limit_range(file, obj))
+            found = list(_limit_range(file, obj))
         elif kind == "ResourceQuota":
-            findings.extend(_resource_quota(file, obj))
+            found = list(_resource_quota(file, obj))
         elif kind == "ServiceAccount":
-            findings.extend(_service_account(file, obj, secrets))
+            found = list(_service_account(file, obj, secrets))
+        else:
+            found = []
+        findings.extend(dataclasses.replace(f, line=line) for f in found)
     return findings
+
+
+def _key(obj: JSONObject) -> tuple[str, str, str]:
+    return str(obj.get("kind") or ""), _ns(obj), _name(obj)
 
 
 def _ns(obj: JSONObject) -> str:

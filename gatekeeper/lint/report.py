@@ -27,7 +27,7 @@ class RuleInfo:
 @dataclass(frozen=True, slots=True)
 class Finding:
     file: str
-    line: int  # 1-based; 0 when the finding is about the whole file
+    line: int  # 1-based; 1 when the finding is about the whole file
     column: int
     rule: RuleInfo
     message: str

@@ -122,7 +122,11 @@ def test_every_bad_corpus_file_gives_the_loaders_error(
     code = main(["lint", "--format", "json", str(policy)])
     rows = [r for r in json.loads(capsys.readouterr().out) if r["rule"] == "abac-load-error"]
     assert code == 1
-    assert [(r["line"], r["message"]) for r in rows] == [(loader.value.line or 0, loader.value.cause)]
+    assert [r["message"] for r in rows] == [loader.value.cause]
+    if loader.value.line is not None:
+        assert [r["line"] for r in rows] == [loader.value.line]
+    else:  # Kubernetes names no line for an over-long one; the linter points at it
+        assert [r["line"] for r in rows] == [2]
 
 
 def test_shadowing_names_the_wider_line(tmp_path: Path, capsys: Any) -> None:

@@ -26,7 +26,7 @@ def test_token_file_findings(tmp_path: Path, capsys: Any) -> None:
     code, rows, out = _lint(capsys, str(tokens))
     found = sorted((r["line"], r["rule"]) for r in rows)
     assert found == [
-        (0, "credentials-permissions"),
+        (1, "credentials-permissions"),
         (2, "token-empty"),
         (3, "token-weak"),
         (4, "token-duplicate"),

@@ -93,3 +93,11 @@ def test_a_broken_manifest_is_a_load_error(tmp_path: Path, capsys: Any) -> None:
     assert code == 1
     assert [r["rule"] for r in rows] == ["manifest-load-error"]
     assert "document 0" in rows[0]["message"] and "metadata.name" in rows[0]["message"]
+
+
+def test_findings_point_at_the_object(tmp_path: Path, capsys: Any) -> None:
+    _, rows = _rows(tmp_path, capsys, MANIFESTS)
+    lines = {r["rule"]: r["line"] for r in rows}
+    assert lines["limitrange-inconsistent"] == 1
+    assert lines["resourcequota-unknown-resource"] == 13
+    assert lines["serviceaccount-missing-secret"] == 20
