@@ -11,6 +11,7 @@ import sys
 COMMANDS = (
     "serve",
     "authorize",
+    "lint",
     "authenticate",
     "hash_password",
     "certs",
