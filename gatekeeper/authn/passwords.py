@@ -1,7 +1,8 @@
 """Password hashes for the basic-auth file's password column, made and checked with `cryptography`.
 
 A password column that starts with one of these prefixes is a hash; anything else is a plaintext
-password (kube-apiserver's format, kept for compatibility):
+password (kube-apiserver's format, kept for compatibility). Hashes contain commas, so the column
+is quoted in the CSV file: `"$scrypt$ln=15,r=8,p=3$...",alice,uid`.
 
     $scrypt$ln=15,r=8,p=3$<salt>$<hash>            scrypt, N = 2**ln (the default of hash-password)
     $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>   Argon2id, the PHC string format
@@ -48,6 +49,9 @@ _ARGON2 = re.compile(
     r"^\$argon2id\$v=19\$m=(\d{1,8}),t=(\d{1,4}),p=(\d{1,3})\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$"
 )
 _PBKDF2 = re.compile(r"^\$pbkdf2-sha256\$i=(\d{1,9})\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$")
+
+
+_QUOTE_HINT = ' (a hash has commas: quote the column in the CSV file, "$scrypt$...",user,uid)'
 
 
 class PasswordFormatError(ValueError):
@@ -113,7 +117,9 @@ def parse_password(column: str) -> StoredPassword:
     if column.startswith("$scrypt$"):
         m = _SCRYPT.match(column)
         if not m:
-            raise PasswordFormatError("malformed scrypt hash: expected $scrypt$ln=N,r=N,p=N$salt$hash")
+            raise PasswordFormatError(
+                "malformed scrypt hash: expected $scrypt$ln=N,r=N,p=N$salt$hash" + _QUOTE_HINT
+            )
         ln, r, p = int(m[1]), int(m[2]), int(m[3])
         if not (1 <= ln <= MAX_SCRYPT_LN and 1 <= r <= MAX_SCRYPT_RP and 1 <= p <= MAX_SCRYPT_RP):
             raise PasswordFormatError(f"scrypt parameters out of range (ln 1..{MAX_SCRYPT_LN}, r, p 1..64)")
@@ -122,7 +128,9 @@ def parse_password(column: str) -> StoredPassword:
     if column.startswith("$argon2id$"):
         m = _ARGON2.match(column)
         if not m:
-            raise PasswordFormatError("malformed argon2id hash: expected $argon2id$v=19$m=,t=,p=$salt$hash")
+            raise PasswordFormatError(
+                "malformed argon2id hash: expected $argon2id$v=19$m=N,t=N,p=N$salt$hash" + _QUOTE_HINT
+            )
         if int(m[1]) > 4 * 1024 * 1024:
             raise PasswordFormatError("argon2id memory cost above 4 GiB")
         _check_b64(*column.rsplit("$", 2)[1:])

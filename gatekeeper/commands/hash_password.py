@@ -37,4 +37,7 @@ def run(args: argparse.Namespace) -> int:
         print("gatekeeper hash-password: empty password", file=sys.stderr)
         return 1
     print(hash_password(password, args.algorithm))
+    if sys.stdout.isatty():
+        print('put it in the basic-auth file in double quotes: "<hash>",user,uid[,"group1,group2"]',
+              file=sys.stderr)
     return 0
