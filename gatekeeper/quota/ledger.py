@@ -123,9 +123,7 @@ class MemoryLedger:
             for name, used in after.items():
                 self._rows[(namespace, name)] = dict(used)
             now = time.time()
-            self._applied = {
-                uid: seen for uid, seen in self._applied.items() if seen[1] > now - REMEMBER_REQUESTS_SECONDS
-            }
+            self._forget_before(now - REMEMBER_REQUESTS_SECONDS)
             self._applied[request.uid] = (request.fingerprint, now)
             return Outcome(Applied.CHANGED)
 
@@ -136,6 +134,14 @@ class MemoryLedger:
 
     def close(self) -> None:
         pass
+
+    def _forget_before(self, cutoff: float) -> None:
+        """Drop uids applied before `cutoff`; the dict is in insertion (= time) order."""
+        while self._applied:
+            oldest = next(iter(self._applied))
+            if self._applied[oldest][1] >= cutoff:
+                return
+            del self._applied[oldest]
 
     def _namespace_rows(self, namespace: str) -> dict[str, Used]:
         return {name: row for (ns, name), row in self._rows.items() if ns == namespace}
