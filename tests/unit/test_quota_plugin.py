@@ -262,3 +262,11 @@ def test_an_update_without_the_old_object_is_refused(chain: Chain, make_store: A
     ).denied
     assert denied is not None and denied.code == 403
     assert denied.message.endswith("unable to get previous usage since prior version of object was not found")
+
+
+def test_creating_a_quota_that_exists_leaves_its_usage_alone(chain: Chain, make_store: Any) -> None:
+    store = make_store(quota({"pods": "10"}))
+    validate(chain, store, review("CREATE", pod("a")))
+    again = review("CREATE", quota({"pods": "10"}), resource="resourcequotas", kind="ResourceQuota")
+    assert validate(chain, store, again).allowed  # storage, not admission, answers AlreadyExists
+    assert used(store) == {"pods": "1"}

@@ -97,11 +97,14 @@ def _release(request: AdmissionRequest, evaluator: Evaluator, quotas: list[Quota
 
 
 def _start_quota(request: AdmissionRequest, obj: JSONObject, quotas: list[Quota], store: Store) -> None:
-    """A ResourceQuota created now starts from its own status.used, not from a namesake's old usage."""
-    if request.dry_run:
-        return
+    """A ResourceQuota created now starts from its own status.used, not from a namesake's old usage.
+
+    A create of a name that exists will fail in storage (AlreadyExists), so it must not touch the
+    live quota's usage."""
     metadata = {**(obj.get("metadata") or {}), "namespace": request.namespace, "name": object_name(request)}
     created = parse_quota({**obj, "metadata": metadata})
+    if request.dry_run or created.name in {quota.name for quota in quotas}:
+        return
     key = request_key(request, "start", {"seed": created.seed})
     outcome = store.quota_ledger.apply(
         request.namespace, key, seeds(quotas), lambda _usage: {created.name: created.seed}
