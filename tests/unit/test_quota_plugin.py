@@ -270,3 +270,13 @@ def test_creating_a_quota_that_exists_leaves_its_usage_alone(chain: Chain, make_
     again = review("CREATE", quota({"pods": "10"}), resource="resourcequotas", kind="ResourceQuota")
     assert validate(chain, store, again).allowed  # storage, not admission, answers AlreadyExists
     assert used(store) == {"pods": "1"}
+
+
+def test_a_graceful_pod_deletion_gives_back_once_for_its_two_deletes(chain: Chain, make_store: Any) -> None:
+    store = make_store(quota({"pods": "10"}, {"hard": {"pods": "10"}, "used": {"pods": "2"}}))
+    running = pod()
+    assert validate(chain, store, review("DELETE", None, old=running)).allowed  # the user's DELETE
+    terminating = copy.deepcopy(running)
+    terminating["metadata"] |= {"deletionTimestamp": "2030-01-01T00:00:00Z", "deletionGracePeriodSeconds": 30}
+    assert validate(chain, store, review("DELETE", None, old=terminating)).allowed  # the kubelet's final one
+    assert used(store) == {"pods": "1"}

@@ -86,6 +86,8 @@ def _release(request: AdmissionRequest, evaluator: Evaluator, quotas: list[Quota
         return None
     if request.old_object is None:
         return [NO_OLD_OBJECT]
+    if _being_deleted(request.old_object):
+        return None  # given back by the DELETE that started the deletion (a pod's kubelet deletes again)
     the_plan: Plan = releasing(evaluator, quotas, request.old_object)
     if the_plan.requested:
         key = request_key(request, "release", {"old": evaluator.usage(request.old_object)})
@@ -140,6 +142,11 @@ def request_key(
     }
     digest = hashlib.sha256(orjson.dumps(described, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return RequestKey(request.uid if action in ("charge", "release") else f"{request.uid}/{action}", digest)
+
+
+def _being_deleted(obj: JSONObject) -> bool:
+    """A graceful delete or a finalizer left the object in place with a deletionTimestamp."""
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
 
 
 def _creates_quota(request: AdmissionRequest) -> bool:
