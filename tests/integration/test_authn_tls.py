@@ -47,11 +47,6 @@ def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-@pytest.fixture(scope="module")
-def ca(pki_dir: Path) -> pki.Issued:
-    return pki.load(pki.pair(pki_dir, "ca"))
-
-
 @contextlib.contextmanager
 def serve_in_thread(app: Any, pki_dir: Path, client_ca: Path, protocol: type[Any]) -> Iterator[str]:
     port = free_port()
