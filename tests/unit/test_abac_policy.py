@@ -72,6 +72,7 @@ def test_a_65535_byte_line_is_fine_and_65536_is_not() -> None:
 @pytest.mark.parametrize(
     "line",
     [b"a: " + b"[" * 30000 + b"]" * 30000, b'{"a":' * 10000 + b"1" + b"}" * 10000],
+    ids=["yaml-30000-deep", "json-10000-deep"],
 )
 def test_deeply_nested_lines_are_refused_with_a_clear_error(line: bytes) -> None:
     """Deliberately stricter than Go (which accepts JSON nesting to depth 10,000 and would turn
