@@ -86,8 +86,9 @@ def with_dev_certificates(settings: Settings) -> Settings:
         raise SystemExit("error: --tls-cert-file and --tls-private-key-file go together")
     ca, server = pki.ensure_dev_pki(settings.cert_dir)
     log.info("no TLS flags: serving the dev certificate %s (CA %s)", server.cert, ca.cert)
-    client = pki.ensure_dev_client(settings.cert_dir, pki.DEV_CLIENT)
-    log.info("dev client certificate for user %r: %s (key %s)", pki.DEV_CLIENT, client.cert, client.key)
+    if settings.client_ca_file is None:  # the dev CA verifies clients: give kube-apiserver a certificate
+        client = pki.ensure_dev_client(settings.cert_dir, pki.DEV_CLIENT)
+        log.info("dev client certificate for user %r: %s (key %s)", pki.DEV_CLIENT, client.cert, client.key)
     return settings.model_copy(update={
         "tls_cert_file": server.cert,
         "tls_private_key_file": server.key,
