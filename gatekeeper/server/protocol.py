@@ -4,7 +4,7 @@ uvicorn does not put the client certificate in the ASGI scope. These subclasses 
 connection's SSL object once, when the connection is made, and add to every request's scope:
 
     scope["extensions"]["tls"] = {
-        "server_cert": None,                 # not needed by the app
+        "server_cert": PEM,                  # the serving certificate (uvicorn's ssl_certfile)
         "client_cert_chain": [PEM, ...],     # leaf first; [] if the client sent no certificate
         "client_cert_name": "CN=...,O=...",  # RFC 4514, or None
         "client_cert_error": None,           # a presented certificate always verified (CERT_OPTIONAL)
@@ -20,8 +20,10 @@ there (the ASGI spec allows that); with 3.13+ the intermediates the client sent 
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -40,7 +42,7 @@ _NO_PEER = PeerCertificates(())
 _PLAIN: dict[str, Any] = {PEER_EXTENSION: _NO_PEER}
 
 
-def connection_extensions(transport: Any) -> dict[str, Any]:
+def connection_extensions(transport: Any, server_certfile: str | None = None) -> dict[str, Any]:
     """The scope extensions for one connection (plain HTTP: only an empty peer)."""
     ssl_object: ssl.SSLObject | None = transport.get_extra_info("ssl_object")
     if ssl_object is None:
@@ -49,7 +51,7 @@ def connection_extensions(transport: Any) -> dict[str, Any]:
     peer = PeerCertificates(chain) if chain else _NO_PEER
     return {
         TLS_EXTENSION: {
-            "server_cert": None,
+            "server_cert": _server_cert(server_certfile),
             "client_cert_chain": list(chain),
             "client_cert_name": _subject_name(chain[0]) if chain else None,
             "client_cert_error": None,
@@ -95,6 +97,21 @@ def _subject_name(pem: str) -> str | None:
         return None
 
 
+@functools.cache
+def _server_cert(path: str | None) -> str | None:
+    """The first certificate of the serving certificate file, as PEM (read once per process)."""
+    if not path:
+        return None
+    try:
+        text = Path(path).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+    begin, end = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+    start = text.find(begin)
+    stop = text.find(end, start)
+    return text[start : stop + len(end)] + "\n" if start >= 0 and stop >= 0 else None
+
+
 _cipher_ids: dict[str, int] = {}
 
 
@@ -106,6 +123,11 @@ def _cipher_id(ssl_object: ssl.SSLObject) -> int | None:
         for entry in ssl_object.context.get_ciphers():
             _cipher_ids[entry["name"]] = int(entry["id"]) & 0xFFFF
     return _cipher_ids.get(cipher[0])
+
+
+def _certfile(config: Any) -> str | None:
+    path = getattr(config, "ssl_certfile", None)
+    return str(path) if path else None
 
 
 class _Extended:
@@ -126,7 +148,7 @@ class _Extended:
 class TLSH11Protocol(H11Protocol):
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
-        self.app = _Extended(self.app, connection_extensions(transport))
+        self.app = _Extended(self.app, connection_extensions(transport, _certfile(self.config)))
 
 
 if HttpToolsProtocol is not None:
@@ -136,7 +158,7 @@ if HttpToolsProtocol is not None:
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
-            self._tls_extensions = connection_extensions(transport)
+            self._tls_extensions = connection_extensions(transport, _certfile(self.config))
 
         def on_message_begin(self) -> None:
             super().on_message_begin()

@@ -107,6 +107,7 @@ def test_the_scope_carries_the_asgi_tls_extension(pki_dir: Path, protocol: type[
                 assert tls["client_cert_chain"] == [leaf_pem]
                 assert tls["client_cert_name"] == "CN=kube-apiserver"
                 assert tls["client_cert_error"] is None
+                assert tls["server_cert"] == (pki_dir / "server.crt").read_text()
                 assert tls["tls_version"] in (0x0303, 0x0304)
                 assert isinstance(tls["cipher_suite"], int)
         with client(url, pki_dir, None) as c:
