@@ -390,3 +390,25 @@ def test_anonymous_auth(tmp_path: Path) -> None:
         assert response.json()["message"] == 'forbidden: User "alice" cannot post path "/authorize"'
         log = server.log()
     assert TOKEN_ALICE not in log
+
+
+def test_basic_auth_file_hot_reload(setup: Setup) -> None:
+    path = setup.workdir / "basic.csv"
+    original = path.read_text()
+    server = setup.server
+
+    def works(password: str) -> bool:
+        with server.client(cert=None, headers=basic("bob", password)) as c:
+            return c.post("/authenticate", json={}).status_code != 401
+
+    try:
+        path.write_text(original.replace(PASSWORD_BOB, PASSWORD_BOB + "-rotated"))
+        _wait_for(lambda: works(PASSWORD_BOB + "-rotated"))
+        assert not works(PASSWORD_BOB)
+        path.write_text('"$scrypt$broken",bob,uid-bob\n')
+        with server.client(cert=None) as c:
+            _wait_for(lambda: "lastError" in c.get("/readyz").json()["checks"]["basic-auth file"])
+        assert works(PASSWORD_BOB + "-rotated")  # the last good version is still in force
+    finally:
+        path.write_text(original)
+        _wait_for(lambda: works(PASSWORD_BOB))
