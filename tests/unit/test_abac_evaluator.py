@@ -3,52 +3,15 @@
 from __future__ import annotations
 
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from gatekeeper.authz.attributes import Attributes
 from gatekeeper.authz.evaluator import NO_MATCH, Evaluator, linear_first_match
 from gatekeeper.authz.policy import Policy, Rule, parse_policy
-
-NAMES = st.sampled_from(["", "*", "alice", "bob", "system:authenticated", "admins"])
-WORDS = st.sampled_from(["", "*", "pods", "secrets", "ns1", "apps", "/api", "/api/*", "/a*"])
-VERBS = st.sampled_from(["get", "list", "watch", "create", "GET", "", "delete"])
-
-
-@st.composite
-def rules(draw: st.DrawFn) -> list[Rule]:
-    count = draw(st.integers(min_value=0, max_value=30))  # > Bucket.SMALL: both scan paths
-    return [
-        Rule(
-            user=draw(NAMES),
-            group=draw(NAMES),
-            readonly=draw(st.booleans()),
-            api_group=draw(WORDS),
-            resource=draw(WORDS),
-            namespace=draw(WORDS),
-            path=draw(WORDS),
-            source=f"p:{i + 1}",
-            position=i,
-        )
-        for i in range(count)
-    ]
-
-
-@st.composite
-def attributes(draw: st.DrawFn) -> Attributes:
-    return Attributes(
-        user=draw(st.sampled_from(["", "alice", "bob", "carol"])),
-        groups=tuple(draw(st.lists(st.sampled_from(["system:authenticated", "admins", "*"]), max_size=3))),
-        verb=draw(VERBS),
-        resource_request=draw(st.booleans()),
-        namespace=draw(WORDS),
-        api_group=draw(WORDS),
-        resource=draw(WORDS),
-        path=draw(WORDS),
-    )
+from tests.support.abac_strategies import policy, request
 
 
 @settings(max_examples=400, deadline=None)
-@given(rules(), attributes())
+@given(policy(), request())  # policies of up to 30 rules: more than Bucket.SMALL, both scan paths
 def test_index_agrees_with_the_linear_scan(policy_rules: list[Rule], a: Attributes) -> None:
     evaluator = Evaluator(Policy("p", tuple(policy_rules), 0, ""))
     assert evaluator.first_match(a) == linear_first_match(policy_rules, a)

@@ -9,49 +9,18 @@ from gatekeeper.authz.attributes import Attributes
 from gatekeeper.authz.evaluator import matches
 from gatekeeper.authz.policy import Rule
 from gatekeeper.lint.coverage import RuleIndex, covers, grant, matches_nobody, path_covers
-
-NAMES = st.sampled_from(["", "*", "alice", "admins", "system:authenticated"])
-WORDS = st.sampled_from(["", "*", "pods", "ns1", "apps", "/a", "/a/*", "/a*", "/a/b", "**"])
-
-
-@st.composite
-def rules(draw: st.DrawFn, position: int = 0) -> Rule:
-    return Rule(
-        user=draw(NAMES),
-        group=draw(NAMES),
-        readonly=draw(st.booleans()),
-        api_group=draw(WORDS),
-        resource=draw(WORDS),
-        namespace=draw(WORDS),
-        path=draw(WORDS),
-        source=f"p:{position + 1}",
-        position=position,
-    )
-
-
-@st.composite
-def requests(draw: st.DrawFn) -> Attributes:
-    return Attributes(
-        user=draw(st.sampled_from(["", "alice", "bob"])),
-        groups=tuple(draw(st.lists(st.sampled_from(["admins", "system:authenticated", "*"]), max_size=2))),
-        verb=draw(st.sampled_from(["get", "create", "GET"])),
-        resource_request=draw(st.booleans()),
-        namespace=draw(WORDS),
-        api_group=draw(WORDS),
-        resource=draw(WORDS),
-        path=draw(WORDS),
-    )
+from tests.support.abac_strategies import request, rule
 
 
 @settings(max_examples=1500, deadline=None)
-@given(rules(), rules(), requests())
+@given(rule(), rule(), request())
 def test_a_coverer_allows_everything_the_covered_rule_allows(b: Rule, a: Rule, request: Attributes) -> None:
     if covers(b, a) and matches(a, request):
         assert matches(b, request)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(rules(), max_size=15))
+@given(st.lists(rule(), max_size=15))
 def test_the_index_finds_the_same_first_coverer_as_comparing_all_pairs(policy: list[Rule]) -> None:
     policy = [r._replace(position=i, source=f"p:{i + 1}") for i, r in enumerate(policy)]
     index = RuleIndex(policy)
