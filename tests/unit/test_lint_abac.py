@@ -164,3 +164,25 @@ def test_unknown_users_and_groups_against_credential_sources(tmp_path: Path, cap
     unknown = sorted((r["line"], r["rule"]) for r in rows if r["rule"].startswith("abac-unknown-"))
     assert unknown == [(2, "abac-unknown-user"), (3, "abac-unknown-group")]
     assert code == 0
+
+
+def test_client_certificates_are_a_credential_source(tmp_path: Path, capsys: Any) -> None:
+    from gatekeeper import pki
+
+    ca = pki.make_ca()
+    pki.write(
+        pki.issue_client(ca, "kube-apiserver", ["system:masters", "webhook-callers"]),
+        tmp_path / "certs",
+        "api",
+    )
+    policy = tmp_path / "abac.jsonl"
+    policy.write_text(
+        '{"user":"kube-apiserver","readonly":true}\n{"group":"webhook-callers","readonly":true}\n'
+        '{"user":"kube-apiserver-typo","readonly":true}\n'
+    )
+    code = main(["lint", "--format", "json", "--client-cert", str(tmp_path / "certs"), str(policy)])
+    rows = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [(r["line"], r["rule"]) for r in rows if r["rule"].startswith("abac-unknown-")] == [
+        (3, "abac-unknown-user")
+    ]

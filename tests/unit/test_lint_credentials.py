@@ -58,3 +58,14 @@ def test_basic_auth_file_findings(tmp_path: Path, capsys: Any) -> None:
     assert code == 0
     assert "hunter2" not in out and hashed not in out
     assert "gatekeeper hash-password" in out
+
+
+def test_a_malformed_hash_is_an_error_that_does_not_echo_it(tmp_path: Path, capsys: Any) -> None:
+    basic = tmp_path / "basic_auth.csv"
+    broken = "$scrypt$ln=15,r=8,p=1$!!notbase64!!$AAAA"
+    basic.write_text(f'"{broken}",alice,1\n')
+    basic.chmod(0o600)
+    code, rows, out = _lint(capsys, str(basic))
+    assert code == 1
+    assert [(r["line"], r["rule"]) for r in rows if r["rule"] == "basic-bad-hash"] == [(1, "basic-bad-hash")]
+    assert "notbase64" not in out
