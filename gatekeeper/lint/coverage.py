@@ -67,30 +67,30 @@ def _subject_key(rule: Rule) -> tuple[str | None, str | None]:
 
 
 class RuleIndex:
-    """Rules bucketed by (user, group, resource, namespace) so coverers are found by lookup."""
+    """Rules bucketed by subject (user, group), then by (resource, namespace), so the rules that
+    may cover a rule are found by a handful of lookups."""
 
     def __init__(self, rules: Iterable[Rule]) -> None:
-        self._by_key: dict[Key, list[Rule]] = defaultdict(list)
+        self._by_subject: dict[tuple[str | None, str | None], dict[tuple[str, str], list[Rule]]] = {}
         for rule in rules:
             if not matches_nobody(rule):
-                user, group = _subject_key(rule)
-                self._by_key[(user, group, rule.resource, rule.namespace)].append(rule)
+                scope = self._by_subject.setdefault(_subject_key(rule), defaultdict(list))
+                scope[(rule.resource, rule.namespace)].append(rule)
 
     def candidates(self, a: Rule) -> Iterator[Rule]:
         """Every indexed rule that could cover `a` (a superset; check with covers())."""
         user, group = _subject_key(a)
-        users = (user, None) if user is not None else (None,)
-        groups = (group, None) if group is not None else (None,)
         resources = (a.resource, "*") if a.resource != "*" else ("*",)
         namespaces = (a.namespace, "*") if a.namespace != "*" else ("*",)
-        by_key = self._by_key
-        for u in users:
-            for g in groups:
-                for resource in resources:
-                    for namespace in namespaces:
-                        found = by_key.get((u, g, resource, namespace))
-                        if found:
-                            yield from found
+        for subject in {(user, group), (user, None), (None, group), (None, None)}:
+            scope = self._by_subject.get(subject)
+            if scope is None:
+                continue
+            for resource in resources:
+                for namespace in namespaces:
+                    found = scope.get((resource, namespace))
+                    if found:
+                        yield from found
 
     def first_coverer(self, a: Rule, exclude_same_grant: bool = True) -> Rule | None:
         """The earliest other rule that grants everything `a` grants, if any."""
