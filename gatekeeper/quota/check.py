@@ -149,8 +149,8 @@ def exceeded_message(name: str, requested: ResourceList, used: ResourceList, har
 
 
 def releasing(evaluator: Evaluator, quotas: Sequence[Quota], old: JSONObject) -> Plan:
-    """What a DELETE gives back: the old object's usage, to every quota that counted it."""
-    usage = evaluator.usage(old)
+    """What a DELETE gives back: what the old object was charged, to every quota that counted it."""
+    usage = evaluator.charged(old)
     released: dict[str, ResourceList] = {}
     for quota in quotas:
         if matches(evaluator, quota, old):

@@ -280,3 +280,15 @@ def test_a_graceful_pod_deletion_gives_back_once_for_its_two_deletes(chain: Chai
     terminating["metadata"] |= {"deletionTimestamp": "2030-01-01T00:00:00Z", "deletionGracePeriodSeconds": 30}
     assert validate(chain, store, review("DELETE", None, old=terminating)).allowed  # the kubelet's final one
     assert used(store) == {"pods": "1"}
+
+
+def test_deleting_a_finished_pod_gives_its_compute_back(chain: Chain, make_store: Any) -> None:
+    """A pod that finished no longer counts, but its finishing never passed through admission:
+    the DELETE must give back what its CREATE was charged, not just count/pods."""
+    store = make_store(quota({"pods": "5", "requests.cpu": "1", "count/pods": "5"}))
+    assert validate(chain, store, review("CREATE", pod("job", cpu="300m"))).allowed
+    assert used(store) == {"count/pods": "1", "pods": "1", "requests.cpu": "300m"}
+    finished = pod("job", cpu="300m")
+    finished["status"] = {"phase": "Succeeded"}
+    assert validate(chain, store, review("DELETE", None, old=finished)).allowed
+    assert used(store) == {"count/pods": "0", "pods": "0", "requests.cpu": "0"}

@@ -33,6 +33,10 @@ class Evaluator(Protocol):
 
     def usage(self, obj: JSONObject) -> ResourceList: ...
 
+    def charged(self, obj: JSONObject) -> ResourceList:
+        """What admission charged for the object over its life: what a DELETE gives back."""
+        ...
+
 
 class NoScopes:
     """Only pods have scopes: a scoped quota never applies to other objects (MatchesNoScopeFunc)."""

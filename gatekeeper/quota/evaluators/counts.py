@@ -28,5 +28,9 @@ class ObjectCountEvaluator(NoScopes):
     def matching_resources(self, names: Iterable[str]) -> list[str]:
         return [name for name in names if name in self.names]
 
+    def charged(self, obj: JSONObject) -> ResourceList:
+        """What admission charged for the object: its usage (only pods stop counting)."""
+        return self.usage(obj)
+
     def usage(self, obj: JSONObject) -> ResourceList:
         return {name: Quantity.from_int(1) for name in self.names}

@@ -71,9 +71,17 @@ class PodEvaluator:
 
     def usage(self, obj: JSONObject) -> ResourceList:
         """count/pods always; the rest only while the pod counts (PodUsageFunc)."""
-        result: ResourceList = {COUNT: Quantity.from_int(1)}
         if not counts_compute(obj):
-            return result
+            return {COUNT: Quantity.from_int(1)}
+        return self.charged(obj)
+
+    def charged(self, obj: JSONObject) -> ResourceList:
+        """What admission charged for the pod while it ran: its usage as if it still counted.
+
+        A DELETE gives this back. A finished pod (Succeeded/Failed) no longer counts, but its
+        finishing never passed through admission, so its compute charge must go back on delete.
+        """
+        result: ResourceList = {COUNT: Quantity.from_int(1)}
         level = PodLevel.CPU_MEMORY_HUGEPAGES  # quota counts overhead and the larger of spec and status
         requests = pod_requests(obj, pod_level=level, include_overhead=True, use_status_resources=True)
         limits = pod_limits(obj, pod_level=level, include_overhead=True, use_status_resources=True)

@@ -27,6 +27,10 @@ class PersistentVolumeClaimEvaluator(NoScopes):
     def matching_resources(self, names: Iterable[str]) -> list[str]:
         return [name for name in names if name in RESOURCES or _per_class(name)]
 
+    def charged(self, obj: JSONObject) -> ResourceList:
+        """What admission charged for the object: its usage (only pods stop counting)."""
+        return self.usage(obj)
+
     def usage(self, obj: JSONObject) -> ResourceList:
         one = Quantity.from_int(1)
         result: ResourceList = {CLAIMS: one, COUNT: one}

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from gatekeeper.admission.request import CREATE, DELETE, UPDATE, AdmissionRequest
 from gatekeeper.quantity import Quantity
 from gatekeeper.quota.evaluators.base import JSONObject, NoScopes
+from gatekeeper.quota.resources import ResourceList
 
 SERVICES = "services"
 COUNT = "count/services"
@@ -24,6 +25,10 @@ class ServiceEvaluator(NoScopes):
 
     def matching_resources(self, names: Iterable[str]) -> list[str]:
         return [name for name in names if name in RESOURCES]
+
+    def charged(self, obj: JSONObject) -> ResourceList:
+        """What admission charged for the object: its usage (only pods stop counting)."""
+        return self.usage(obj)
 
     def usage(self, obj: JSONObject) -> dict[str, Quantity]:
         spec = obj.get("spec") or {}
