@@ -41,4 +41,9 @@ class Settings(BaseModel):
     workers: int = Field(default=1, ge=1)
     reload_interval: float = Field(default=1.0, gt=0)
     max_request_bytes: int = Field(default=3 * 1024 * 1024, gt=0)
+    max_json_depth: int = Field(default=64, gt=0, le=1000)
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
+    audit_log_path: Path | None = None
+    audit_log_maxsize: int = Field(default=100, ge=0)  # MB; 0 = never rotate
+    audit_log_maxbackup: int = Field(default=10, ge=0)

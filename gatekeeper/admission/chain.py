@@ -35,12 +35,14 @@ class Chain:
         """Run every handling mutating plugin; /mutate. Never changes the store."""
         warnings: list[str] = []
         obj: JSONObject = copy.deepcopy(request.object) if request.object is not None else {}
+        name = ""
         try:
             for plugin in self.mutating:
                 if plugin.handles(request):
+                    name = plugin.name
                     _collect(warnings, plugin.admit(request, obj, store))
         except AdmissionDenied as denied:
-            return Outcome(denied=denied, warnings=tuple(warnings), object=request.object)
+            return Outcome(denied=denied, warnings=tuple(warnings), object=request.object, plugin=name)
         except StoreError as exc:
             return Outcome(denied=internal(f"admission state is unavailable: {exc}"), object=request.object)
         if request.object is None:
@@ -51,14 +53,16 @@ class Chain:
     def validate(self, request: AdmissionRequest, store: Store) -> Outcome:
         """Run every handling validating plugin on request.object; /validate. Never patches."""
         warnings: list[str] = []
+        name = ""
         try:
             for plugin in self.validating:
                 if plugin.handles(request):
+                    name = plugin.name
                     _collect(warnings, plugin.validate(request, request.object, store))
             if not request.dry_run:
                 stream.record(request, request.object, store)
         except AdmissionDenied as denied:
-            return Outcome(denied=denied, warnings=tuple(warnings), object=request.object)
+            return Outcome(denied=denied, warnings=tuple(warnings), object=request.object, plugin=name)
         except StoreError as exc:
             return Outcome(denied=internal(f"admission state is unavailable: {exc}"), object=request.object)
         return Outcome(warnings=tuple(warnings), object=request.object)

@@ -15,6 +15,7 @@ class Outcome:
     patch: list[dict[str, Any]] = field(default_factory=list)  # RFC 6902 operations
     warnings: tuple[str, ...] = ()
     object: JSONObject | None = None  # the object after mutation (the original if none)
+    plugin: str = ""  # the plugin that refused, for the audit log
 
     @property
     def allowed(self) -> bool:

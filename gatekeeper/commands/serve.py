@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +51,16 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--reload-interval", type=float, default=1.0)
     p.add_argument("--max-request-bytes", type=int, default=3 * 1024 * 1024)
+    p.add_argument("--max-json-depth", type=int, default=64,
+                   help="refuse request bodies nested deeper than this (400)")
     p.add_argument("--log-level", default="info")
+    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    p.add_argument("--audit-log-path", type=Path,
+                   help="write one JSON line per decision to this file")
+    p.add_argument("--audit-log-maxsize", type=int, default=100,
+                   help="rotate the audit log when it reaches this many megabytes (0: never)")
+    p.add_argument("--audit-log-maxbackup", type=int, default=10,
+                   help="rotated audit log files to keep")
     p.set_defaults(run=run)
 
 
@@ -74,7 +86,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
         workers=args.workers,
         reload_interval=args.reload_interval,
         max_request_bytes=args.max_request_bytes,
+        max_json_depth=args.max_json_depth,
         log_level=args.log_level,
+        log_format=args.log_format,
+        audit_log_path=args.audit_log_path,
+        audit_log_maxsize=args.audit_log_maxsize,
+        audit_log_maxbackup=args.audit_log_maxbackup,
     )
 
 
@@ -97,9 +114,33 @@ def with_dev_certificates(settings: Settings) -> Settings:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gatekeeper.server import logs
+
+    settings = settings_from(args)
+    logs.configure(settings.log_format, settings.log_level)
+    settings = with_dev_certificates(settings)
+    with _metrics_dir(settings.workers):
+        return _serve(settings)
+
+
+@contextlib.contextmanager
+def _metrics_dir(workers: int) -> Iterator[None]:
+    """Several workers share request metrics through prometheus-client's multiprocess directory."""
+    if workers == 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="gatekeeper-metrics-") as directory:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        try:
+            yield
+        finally:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def _serve(settings: Settings) -> int:
+    from gatekeeper.server import logs
     from gatekeeper.server.app import create_app
 
-    settings = with_dev_certificates(settings_from(args))
     try:
         app = create_app(settings)  # load everything once here, so a bad file fails start-up
     except (OSError, ValueError) as exc:
@@ -118,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
         workers=settings.workers,
         log_level=settings.log_level,
         access_log=False,
+        log_config=logs.log_config(settings.log_format, settings.log_level),
         **uvicorn_tls_options(settings),
     )
     return 0

@@ -12,6 +12,7 @@ from gatekeeper.admission.request import AdmissionRequest
 from gatekeeper.api.admission import parse_admission_review, review_response
 from gatekeeper.api.fields import InvalidObject
 from gatekeeper.authn.user import UserInfo
+from gatekeeper.server import observe
 from gatekeeper.server.body import read_json_object
 from gatekeeper.server.caller import require_caller
 from gatekeeper.server.responses import JSONResponse, bad_request
@@ -43,11 +44,14 @@ async def admit(request: Request, _caller: UserInfo = Depends(require_caller)) -
 
 async def _review(request: Request, phase: Phase, with_patch: bool) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
-    doc = await read_json_object(request, runtime.settings.max_request_bytes)
+    doc = await read_json_object(
+        request, runtime.settings.max_request_bytes, runtime.settings.max_json_depth
+    )
     try:
         version, admission_request = parse_admission_review(doc)
     except InvalidObject as exc:
         raise bad_request(f"not a valid AdmissionReview: {exc}") from None
     # the store may block (SQLite), so the chain runs off the event loop
     outcome = await run_in_threadpool(phase, admission_request, runtime.admission.store)
+    observe.admission(request, admission_request, outcome)
     return JSONResponse(review_response(version, admission_request.uid, outcome, with_patch=with_patch))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 import orjson
 from fastapi import FastAPI, Request
@@ -11,28 +13,46 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from gatekeeper.config import Settings
-from gatekeeper.server import admission, authenticate, authorize, health, quota
+from gatekeeper.server import admission, authenticate, authorize, health, metrics, quota
+from gatekeeper.server.audit import open_audit_log
+from gatekeeper.server.observe import Observe
 from gatekeeper.server.responses import HTTPError, JSONResponse, status_body
 from gatekeeper.server.runtime import Runtime
 
 log = logging.getLogger("gatekeeper.server")
 
-ROUTERS = (health.router, authorize.router, authenticate.router, admission.router, quota.router)
+ROUTERS = (
+    health.router, authorize.router, authenticate.router, admission.router, quota.router, metrics.router
+)
 
 
 def create_app(settings: Settings) -> FastAPI:
     runtime = Runtime(settings)
+    audit = open_audit_log(
+        settings.audit_log_path, settings.audit_log_maxsize, settings.audit_log_maxbackup, settings.workers
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with runtime.lifespan(app):
+            yield
+        if audit is not None:
+            audit.close()
+
     app = FastAPI(
         title="gatekeeper",
-        lifespan=runtime.lifespan,
+        lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
         default_response_class=JSONResponse,
     )
     app.state.runtime = runtime
+    app.state.audit = audit
+    app.state.metrics_registry = metrics.scrape_registry(runtime)
     for router in ROUTERS:
         app.include_router(router)
     _install_error_handlers(app)
+    app.add_middleware(Observe)
     return app
 
 

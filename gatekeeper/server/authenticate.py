@@ -8,6 +8,7 @@ from gatekeeper.api.authentication import parse_token_review, token_review_respo
 from gatekeeper.api.fields import InvalidObject
 from gatekeeper.authn.tokenreview import review_token
 from gatekeeper.authn.user import UserInfo
+from gatekeeper.server import observe
 from gatekeeper.server.body import read_json_object
 from gatekeeper.server.caller import require_caller
 from gatekeeper.server.responses import JSONResponse, bad_request
@@ -19,11 +20,14 @@ router = APIRouter()
 @router.post("/authenticate")
 async def authenticate(request: Request, _caller: UserInfo = Depends(require_caller)) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
-    doc = await read_json_object(request, runtime.settings.max_request_bytes)
+    doc = await read_json_object(
+        request, runtime.settings.max_request_bytes, runtime.settings.max_json_depth
+    )
     try:
         version, token, audiences = parse_token_review(doc)
     except InvalidObject as exc:
         raise bad_request(f"not a valid TokenReview: {exc}") from None
     tokens = runtime.tokens.current if runtime.tokens else None
     result = review_token(tokens, token, audiences, runtime.settings.api_audiences)
+    observe.authentication(request, result)
     return JSONResponse(token_review_response(doc, version, result))

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from gatekeeper.api.authorization import parse_subject_access_review, review_response
 from gatekeeper.api.fields import InvalidObject
 from gatekeeper.authn.user import UserInfo
+from gatekeeper.server import observe
 from gatekeeper.server.body import read_json_object
 from gatekeeper.server.caller import require_caller
 from gatekeeper.server.responses import JSONResponse, bad_request
@@ -18,7 +19,9 @@ router = APIRouter()
 @router.post("/authorize")
 async def authorize(request: Request, _caller: UserInfo = Depends(require_caller)) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
-    doc = await read_json_object(request, runtime.settings.max_request_bytes)
+    doc = await read_json_object(
+        request, runtime.settings.max_request_bytes, runtime.settings.max_json_depth
+    )
     try:
         version, attributes = parse_subject_access_review(doc)
     except InvalidObject as exc:
@@ -26,4 +29,5 @@ async def authorize(request: Request, _caller: UserInfo = Depends(require_caller
     decision = runtime.policy.current.authorize(attributes)
     if not decision.allowed and runtime.settings.authorization_deny_unmatched:
         decision = runtime.policy.current.deny_unmatched(decision)
+    observe.authorization(request, attributes, decision)
     return JSONResponse(review_response(doc, version, decision))

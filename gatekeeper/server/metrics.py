@@ -1,0 +1,160 @@
+"""Prometheus metrics: request counts and latency per endpoint and decision, reloads, quota usage.
+
+Request metrics are counted where they happen. With `--workers N` each worker process writes
+them to prometheus-client's multiprocess directory (PROMETHEUS_MULTIPROC_DIR, made by `serve`),
+and a scrape of any worker sums all workers. Reload and policy metrics describe the worker that
+answers the scrape (every worker watches the same files); quota usage comes from the shared store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from gatekeeper.authn.user import UserInfo
+from gatekeeper.quantity import QuantityError, parse_quantity
+from gatekeeper.quota.status import with_usage
+from gatekeeper.server.caller import require_caller
+
+log = logging.getLogger("gatekeeper.metrics")
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+# Not in the default registry: each scrape builds its own (multiprocess mode needs that anyway).
+REQUESTS = Counter(
+    "gatekeeper_requests", "Requests answered, per endpoint and decision.", ["endpoint", "decision"],
+    registry=None,
+)
+LATENCY = Histogram(
+    "gatekeeper_request_duration_seconds",
+    "Time from request to response headers, per endpoint and decision.",
+    ["endpoint", "decision"], buckets=LATENCY_BUCKETS, registry=None,
+)
+
+_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+
+def record(endpoint: str, decision: str, seconds: float) -> None:
+    """Count one answered request (label children are cached: this is on every request's path)."""
+    pair = _children.get((endpoint, decision))
+    if pair is None:
+        pair = _children[(endpoint, decision)] = (
+            REQUESTS.labels(endpoint, decision), LATENCY.labels(endpoint, decision)
+        )
+    pair[0].inc()
+    pair[1].observe(seconds)
+
+
+class _RequestMetrics(Collector):
+    def collect(self) -> Iterable[Metric]:
+        yield from REQUESTS.collect()
+        yield from LATENCY.collect()
+
+
+class RuntimeCollector(Collector):
+    """Reloads per watched file, the policy in force, and quota usage; read at scrape time."""
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterable[Metric]:
+        yield from self._reloads()
+        yield from self._policy()
+        yield from self._quota()
+
+    def _reloads(self) -> Iterator[Metric]:
+        reloads = CounterMetricFamily(
+            "gatekeeper_reloads", "File reloads since start, by result.", labels=["file", "result"]
+        )
+        healthy = GaugeMetricFamily(
+            "gatekeeper_reload_healthy", "1 if the file's last load succeeded, 0 if it was refused.",
+            labels=["file"],
+        )
+        for item in self.runtime.watched:
+            status = item.status()
+            reloads.add_metric([status.name, "success"], status.reloads)
+            reloads.add_metric([status.name, "failure"], status.failures)
+            healthy.add_metric([status.name], 0 if status.error else 1)
+        yield reloads
+        yield healthy
+
+    def _policy(self) -> Iterator[Metric]:
+        policy = self.runtime.policy.current.policy
+        info = GaugeMetricFamily(
+            "gatekeeper_policy_info", "The authorization policy in force (always 1).",
+            labels=["file", "sha256"],
+        )
+        info.add_metric([policy.name, policy.sha256], 1)
+        rules = GaugeMetricFamily("gatekeeper_policy_rules", "Rules in the authorization policy in force.")
+        rules.add_metric([], len(policy.rules))
+        loaded = GaugeMetricFamily(
+            "gatekeeper_policy_loaded_timestamp_seconds", "When the policy in force was loaded."
+        )
+        loaded.add_metric([], self.runtime.policy.loaded_at)
+        yield from (info, rules, loaded)
+
+    def _quota(self) -> Iterator[Metric]:
+        labels = ["namespace", "resourcequota", "resource"]
+        used = GaugeMetricFamily("gatekeeper_quota_used", "Quota usage as enforced now.", labels=labels)
+        hard = GaugeMetricFamily("gatekeeper_quota_hard", "Quota limits as enforced now.", labels=labels)
+        try:
+            quotas = with_usage(self.runtime.admission.store)
+        except Exception as exc:  # a store outage must not break the scrape of everything else
+            log.warning("quota metrics unavailable: %s", exc)
+            return
+        for obj in quotas:
+            metadata = obj.get("metadata") or {}
+            key = [str(metadata.get("namespace") or ""), str(metadata.get("name") or "")]
+            status = obj.get("status") or {}
+            _add_quantities(used, key, status.get("used"))
+            _add_quantities(hard, key, status.get("hard"))
+        yield used
+        yield hard
+
+
+def _add_quantities(family: GaugeMetricFamily, key: list[str], values: Any) -> None:
+    if not isinstance(values, dict):
+        return
+    for resource, text in sorted(values.items()):
+        try:
+            family.add_metric([*key, str(resource)], float(parse_quantity(str(text)).as_fraction()))
+        except QuantityError:
+            continue
+
+
+def scrape_registry(runtime: Any) -> CollectorRegistry:
+    """What GET /metrics exposes for this process (all workers' request metrics in multiprocess mode)."""
+    registry = CollectorRegistry(auto_describe=False)
+    if os.environ.get(MULTIPROC_ENV):
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        registry.register(_RequestMetrics())
+        ProcessCollector(registry=registry)
+    registry.register(RuntimeCollector(runtime))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
+
+
+router = APIRouter()
+
+
+@router.get("/metrics")
+async def scrape(request: Request, _caller: UserInfo = Depends(require_caller)) -> Response:
+    """Prometheus text format; rendering reads the store (quota usage), so it runs off the loop."""
+    body = await run_in_threadpool(render, request.app.state.metrics_registry)
+    return Response(body, media_type=CONTENT_TYPE)

@@ -1,0 +1,146 @@
+"""What each request decided, for the metrics and the audit log: one call per handler.
+
+A handler calls `authorization`, `authentication` or `admission` once with its decision; that
+names the request's decision label and queues an audit line. `Observe` (pure ASGI middleware)
+times every request and counts it when the response starts, under the handler's decision or,
+for a refusal (400/401/403/413...), under the HTTP reason. Nothing here blocks the event loop.
+
+The audit entry holds attributes only: never a token, a password, an object body or a user's
+`extra` values, any of which may carry a secret.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gatekeeper.admission.outcome import Outcome
+from gatekeeper.admission.request import AdmissionRequest
+from gatekeeper.authn.tokenreview import TokenReviewResult
+from gatekeeper.authn.user import UserInfo
+from gatekeeper.authz.attributes import Attributes, Decision
+from gatekeeper.server import metrics
+
+DECISION_KEY = "gatekeeper.decision"
+ENDPOINTS = frozenset({
+    "/authorize", "/authenticate", "/mutate", "/validate", "/admit",
+    "/quota", "/metrics", "/healthz", "/readyz",
+})
+
+
+def authorization(request: Request, attributes: Attributes, decision: Decision) -> None:
+    label = "allowed" if decision.allowed else "denied" if decision.denied else "no_opinion"
+    _decided(request, label, lambda: {
+        "user": attributes.user,
+        "groups": list(attributes.groups),
+        "attributes": _authz_attributes(attributes),
+        "reason": decision.reason,
+    })
+
+
+def authentication(request: Request, result: TokenReviewResult) -> None:
+    user = result.user
+    label = "authenticated" if user is not None else "unauthenticated"
+    _decided(request, label, lambda: {
+        "user": user.name if user else None,
+        "groups": list(user.groups) if user else [],
+        "attributes": {"audiences": list(result.audiences)},
+        "reason": "token file" if user else "token not recognised",
+    })
+
+
+def admission(request: Request, review: AdmissionRequest, outcome: Outcome) -> None:
+    label = "allowed" if outcome.allowed else "denied"
+    if outcome.allowed and outcome.patch:
+        label = "patched"
+    _decided(request, label, lambda: {
+        "user": review.user.name,
+        "groups": list(review.user.groups),
+        "attributes": _admission_attributes(review),
+        **_admission_reason(outcome),
+    })
+
+
+def _decided(request: Request, label: str, details: Any) -> None:
+    request.scope[DECISION_KEY] = label
+    audit = request.app.state.audit
+    if audit is None:
+        return
+    caller: UserInfo | None = getattr(request.state, "caller", None)
+    audit.write({
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "endpoint": request.scope["path"],
+        "caller": {"user": caller.name, "groups": list(caller.groups)} if caller else None,
+        **details(),
+        "decision": label,
+    })
+
+
+def _authz_attributes(a: Attributes) -> dict[str, Any]:
+    if not a.resource_request:
+        return {"verb": a.verb, "path": a.path}
+    found = {"verb": a.verb, "namespace": a.namespace, "apiGroup": a.api_group, "resource": a.resource,
+             "subresource": a.subresource, "name": a.name}
+    return {k: v for k, v in found.items() if v or k in ("verb", "resource")}
+
+
+def _admission_attributes(r: AdmissionRequest) -> dict[str, Any]:
+    return {
+        "uid": r.uid,
+        "operation": r.operation,
+        "kind": "/".join(p for p in (r.kind.group, r.kind.version, r.kind.kind) if p),
+        "resource": r.resource.resource,
+        **({"subresource": r.sub_resource} if r.sub_resource else {}),
+        "namespace": r.namespace,
+        "name": r.name,
+        "dryRun": r.dry_run,
+    }
+
+
+def _admission_reason(outcome: Outcome) -> dict[str, Any]:
+    if outcome.denied is None:
+        return {"reason": f"{len(outcome.patch)} patch operations" if outcome.patch else "admitted"}
+    return {"plugin": outcome.plugin or None, "reason": outcome.denied.message, "code": outcome.denied.code}
+
+
+class Observe:
+    """Times and counts every HTTP request (pure ASGI: no per-request objects beyond a closure)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                _count(scope, message["status"], time.perf_counter() - started)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, timed_send)
+        except Exception:
+            _count(scope, 500, time.perf_counter() - started)
+            raise
+
+
+def _count(scope: Scope, status: int, seconds: float) -> None:
+    path = scope["path"]
+    endpoint = path if path in ENDPOINTS else "other"
+    label = scope.get(DECISION_KEY) if status < 400 else None
+    metrics.record(endpoint, label or _status_label(status), seconds)
+
+
+def _status_label(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_")  # "bad_request", "unauthorized"
+    except ValueError:
+        return str(status)

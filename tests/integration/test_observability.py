@@ -1,0 +1,292 @@
+"""Metrics, the audit log and JSON logs of a real `gatekeeper serve` (real TLS, real files).
+
+The server here has a token file, a quota in a namespace and an audit log. Every test reads
+what the server really wrote: /metrics in Prometheus' text format, the audit log's JSON lines,
+the server log. Secrets used on the way (a bearer token, a token under review, a Secret's data)
+must appear in none of them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from gatekeeper.server.audit import AuditLog
+from tests.support.server import Server, running_server
+
+CALLER_TOKEN = "tok-caller-3f786850e387550fdab836ed7e6dc881"
+REVIEWED_TOKEN = "tok-reviewed-89e6c98d92887913cadf06b2adb97f26"
+SECRET_VALUE = "s3cr3t-value-never-logged-1b6453892473a467"
+SECRETS = (CALLER_TOKEN, REVIEWED_TOKEN, SECRET_VALUE, base64.b64encode(SECRET_VALUE.encode()).decode())
+
+
+def rule(spec: dict[str, Any]) -> str:
+    return json.dumps(
+        {"apiVersion": "abac.authorization.kubernetes.io/v1beta1", "kind": "Policy", "spec": spec}
+    )
+
+
+POLICY = "\n".join([
+    rule({"user": "kube-apiserver", "nonResourcePath": "*"}),
+    rule({"user": "prometheus", "nonResourcePath": "/metrics", "readonly": True}),
+    rule({"user": "robot", "nonResourcePath": "/authorize"}),
+    rule({"user": "alice", "namespace": "team-a", "resource": "pods"}),
+]) + "\n"
+STATE = """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: team-a}
+status: {phase: Active}
+---
+apiVersion: v1
+kind: ResourceQuota
+metadata: {name: compute, namespace: team-a}
+spec:
+  hard: {pods: "5", requests.cpu: "2"}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: default, namespace: team-a}
+"""
+
+
+@dataclass
+class Setup:
+    server: Server
+    workdir: Path
+
+    @property
+    def audit_path(self) -> Path:
+        return self.workdir / "audit" / "audit.log"
+
+    def audit_lines(self) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + 5
+        while not self.audit_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return [json.loads(line) for line in self.audit_path.read_text().splitlines()]
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        with self.server.client_as("prometheus") as c:
+            response = c.get("/metrics")
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("text/plain")
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.text)
+            for sample in family.samples
+        }
+
+
+def write_files(workdir: Path) -> list[str]:
+    (workdir / "policy.jsonl").write_text(POLICY)
+    (workdir / "tokens.csv").write_text(f'{CALLER_TOKEN},robot,robot-uid,"bots"\n'
+                                        f'{REVIEWED_TOKEN},carol,carol-uid,"dev,ops"\n')
+    (workdir / "state.yaml").write_text(STATE)
+    return [
+        "--authorization-policy-file", "policy.jsonl", "--token-auth-file", "tokens.csv",
+        "--state", "state.yaml", "--store", "memory://", "--audit-log-path", "audit/audit.log",
+    ]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    workdir = tmp_path_factory.mktemp("observability")
+    with running_server(workdir, write_files(workdir)) as server:
+        yield Setup(server, workdir)
+
+
+def sar(user: str, verb: str = "get", namespace: str = "team-a") -> dict[str, Any]:
+    return {
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {"user": user, "groups": ["dev"], "extra": {"token": [SECRET_VALUE]},
+                 "resourceAttributes": {"namespace": namespace, "verb": verb, "resource": "pods"}},
+    }
+
+
+def pod_review(uid: str, name: str, namespace: str = "team-a", cpu: str = "100m") -> dict[str, Any]:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
+           "spec": {"serviceAccountName": "default", "containers": [{"name": "app", "image": "nginx",
+                                    "resources": {"requests": {"cpu": cpu}, "limits": {"cpu": cpu}}}]}}
+    return {
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": uid, "name": name, "namespace": namespace, "operation": "CREATE",
+                    "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                    "resource": {"group": "", "version": "v1", "resource": "pods"},
+                    "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
+                    "object": pod, "dryRun": False},
+    }
+
+
+def secret_review(uid: str) -> dict[str, Any]:
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "team-a"},
+              "data": {"password": base64.b64encode(SECRET_VALUE.encode()).decode()},
+              "stringData": {"password": SECRET_VALUE}}
+    review = pod_review(uid, "db")
+    review["request"].update(kind={"group": "", "version": "v1", "kind": "Secret"},
+                             resource={"group": "", "version": "v1", "resource": "secrets"}, object=secret)
+    return review
+
+
+def token_review(token: str) -> dict[str, Any]:
+    return {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
+
+
+def counter(metrics: dict[Any, float], endpoint: str, decision: str) -> float:
+    key = ("gatekeeper_requests_total", (("decision", decision), ("endpoint", endpoint)))
+    return metrics.get(key, 0.0)
+
+
+def test_requests_are_counted_and_timed_per_endpoint_and_decision(setup: Setup) -> None:
+    before = setup.metrics()
+    with setup.server.client() as c:
+        assert c.post("/authorize", json=sar("alice")).json()["status"]["allowed"] is True
+        other_namespace = c.post("/authorize", json=sar("alice", namespace="team-b"))
+        assert other_namespace.json()["status"]["allowed"] is False
+        assert c.post("/authorize", content=b"{not json").status_code == 400
+        assert c.post("/validate", json=pod_review("obs-uid-1", "metrics-pod")).status_code == 200
+        refused = c.post("/validate", json=pod_review("obs-uid-2", "pod-in-nowhere", namespace="nowhere"))
+        assert refused.json()["response"]["allowed"] is False
+    with setup.server.client(cert=None) as c:
+        assert c.post("/authorize", json=sar("alice")).status_code == 401
+    after = setup.metrics()
+    for endpoint, decision in [("/authorize", "allowed"), ("/authorize", "no_opinion"),
+                               ("/authorize", "bad_request"), ("/authorize", "unauthorized"),
+                               ("/validate", "allowed"), ("/validate", "denied")]:
+        added = counter(after, endpoint, decision) - counter(before, endpoint, decision)
+        assert added == 1, (endpoint, decision)
+    labels = (("decision", "allowed"), ("endpoint", "/authorize"))
+    histogram = ("gatekeeper_request_duration_seconds_count", labels)
+    assert after[histogram] >= 1
+    assert any(name == "process_resident_memory_bytes" for name, _ in after)
+
+
+def test_policy_hash_rule_count_and_reloads(setup: Setup) -> None:
+    policy = setup.workdir / "policy.jsonl"
+    metrics = setup.metrics()
+    sha = hashlib.sha256(policy.read_bytes()).hexdigest()
+    assert metrics[("gatekeeper_policy_info", (("file", str(policy.name)), ("sha256", sha)))] == 1
+    assert metrics[("gatekeeper_policy_rules", ())] == 4
+    reloads = ("gatekeeper_reloads_total", (("file", "authorization policy"), ("result", "success")))
+    failures = ("gatekeeper_reloads_total", (("file", "authorization policy"), ("result", "failure")))
+
+    policy.write_text(POLICY + '{"user": "late", "resource": \n')  # broken: refused, old one stays
+    wait_for(lambda: setup.metrics()[failures] == metrics[failures] + 1)
+    broken = setup.metrics()
+    assert broken[("gatekeeper_policy_info", (("file", str(policy.name)), ("sha256", sha)))] == 1
+    assert broken[("gatekeeper_reload_healthy", (("file", "authorization policy"),))] == 0
+
+    policy.write_text(POLICY + rule({"user": "late", "nonResourcePath": "/version"}) + "\n")
+    wait_for(lambda: setup.metrics()[reloads] == metrics[reloads] + 1)
+    fixed = setup.metrics()
+    new_sha = hashlib.sha256(policy.read_bytes()).hexdigest()
+    assert fixed[("gatekeeper_policy_info", (("file", str(policy.name)), ("sha256", new_sha)))] == 1
+    assert fixed[("gatekeeper_policy_rules", ())] == 5
+    assert fixed[("gatekeeper_reload_healthy", (("file", "authorization policy"),))] == 1
+
+
+def test_quota_usage_per_namespace(setup: Setup) -> None:
+    with setup.server.client() as c:
+        assert c.post("/validate", json=pod_review("obs-quota-1", "quota-pod", cpu="250m")).status_code == 200
+    metrics = setup.metrics()
+    labels = (("namespace", "team-a"), ("resource", "requests.cpu"), ("resourcequota", "compute"))
+    assert metrics[("gatekeeper_quota_hard", labels)] == 2.0
+    assert metrics[("gatekeeper_quota_used", labels)] >= 0.25
+
+
+def test_one_audit_line_per_decision_with_rule_plugin_and_caller(setup: Setup) -> None:
+    with setup.server.client() as c:
+        c.post("/authorize", json=sar("alice", verb="delete"))
+        c.post("/admit", json=pod_review("audit-uid-2", "audit-pod", namespace="nowhere"))
+        c.post("/authenticate", json=token_review(REVIEWED_TOKEN))
+        c.post("/authenticate", json=token_review(REVIEWED_TOKEN + "x"))
+    with setup.server.client(cert=None, headers={"Authorization": f"Bearer {CALLER_TOKEN}"}) as c:
+        c.post("/authorize", json=sar("bob"))
+    lines = wait_for(lambda: setup.audit_lines() if len(setup.audit_lines()) >= 5 else None)
+    by = {(line["endpoint"], line["user"], line["decision"]): line for line in lines}
+
+    allowed = by[("/authorize", "alice", "allowed")]
+    assert allowed["reason"] == "policy.jsonl:4"
+    assert allowed["caller"] == {"user": "kube-apiserver", "groups": ["system:authenticated"]}
+    assert allowed["groups"] == ["dev"]
+    expected = {"verb": "delete", "namespace": "team-a", "resource": "pods"}
+    assert expected.items() <= allowed["attributes"].items()
+    assert allowed["time"].endswith("Z")
+
+    denied = by[("/admit", "alice", "denied")]
+    assert denied["plugin"] == "NamespaceLifecycle"
+    assert "nowhere" in denied["reason"] and denied["attributes"]["uid"] == "audit-uid-2"
+
+    assert by[("/authenticate", "carol", "authenticated")]["groups"] == ["dev", "ops", "system:authenticated"]
+    assert ("/authenticate", None, "unauthenticated") in by
+    assert by[("/authorize", "bob", "no_opinion")]["caller"]["user"] == "robot"
+
+
+def test_no_secret_reaches_the_audit_log_or_the_server_log(setup: Setup) -> None:
+    with setup.server.client() as c:
+        c.post("/authenticate", json=token_review(REVIEWED_TOKEN))
+        c.post("/validate", json=secret_review("secret-uid-1"))
+        c.post("/authorize", json=sar("alice"))
+    with setup.server.client(cert=None, headers={"Authorization": f"Bearer {CALLER_TOKEN}x"}) as c:
+        assert c.post("/authorize", json=sar("alice")).status_code == 401
+    wait_for(lambda: any(line["attributes"].get("uid") == "secret-uid-1" for line in setup.audit_lines()))
+    written = setup.audit_path.read_text() + setup.server.log()
+    for secret in SECRETS:
+        assert secret not in written
+
+
+def test_audit_log_rotates_by_size_and_keeps_maxbackup_files(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.log", max_bytes=1000, max_backups=2)
+    for i in range(100):
+        log.write({"n": i, "padding": "x" * 50})
+    log.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["audit.log", "audit.log.1", "audit.log.2"]
+    for name in files:
+        assert (tmp_path / name).stat().st_size <= 1000
+        for line in (tmp_path / name).read_text().splitlines():
+            assert json.loads(line)["padding"] == "x" * 50
+    assert json.loads((tmp_path / "audit.log").read_text().splitlines()[-1])["n"] == 99
+
+
+def test_json_logs_and_two_workers_share_request_metrics(tmp_path: Path) -> None:
+    args = [*write_files(tmp_path), "--log-format", "json", "--workers", "2"]
+    with running_server(tmp_path, args) as server:
+        setup = Setup(server, tmp_path)
+        for _ in range(20):  # a new connection each: both workers answer some
+            with server.client() as c:
+                assert c.post("/authorize", json=sar("alice")).status_code == 200
+        with server.client(cert=None) as c:
+            c.post("/authorize", json=sar("alice"))  # a 401: logged by the server
+        totals = {counter(setup.metrics(), "/authorize", "allowed") for _ in range(6)}
+        assert totals == {20.0}  # whichever worker answers the scrape reports all of them
+        audit_files = list((tmp_path / "audit").iterdir())
+        assert len(audit_files) >= 1 and all(p.name.startswith("audit.log.") for p in audit_files)
+    lines = [line for line in server.log().splitlines() if line.strip()]
+    assert lines
+    for line in lines:
+        entry = json.loads(line)
+        assert {"time", "level", "logger", "message"} <= entry.keys()
+    assert any("401 POST /authorize" in json.loads(line)["message"] for line in lines)
+
+
+def wait_for(condition: Any, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+        except (KeyError, FileNotFoundError, json.JSONDecodeError, httpx.HTTPError):
+            value = None
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
