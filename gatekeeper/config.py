@@ -36,6 +36,10 @@ class Settings(BaseModel):
     enable_admission_plugins: tuple[str, ...] = DEFAULT_ADMISSION_PLUGINS
     state: tuple[Path, ...] = ()
     store: str = "sqlite:///var/gatekeeper.db"
+    etcd_prefix: str = "/gatekeeper/"  # the etcd store's keys (--store etcd://...), as kube-apiserver's
+    etcd_cafile: Path | None = None
+    etcd_certfile: Path | None = None
+    etcd_keyfile: Path | None = None
     service_account_token_volume: Literal["projected", "secret"] = "projected"
 
     workers: int = Field(default=1, ge=1)

@@ -44,7 +44,12 @@ def register(sub: Any) -> None:
     p.add_argument("--state", type=Path, action="append", default=[],
                    help="manifest file or folder (repeatable)")
     p.add_argument("--store", default="sqlite:///var/gatekeeper.db",
-                   help="admission state: sqlite:///PATH (sqlite:////abs/path) or memory://")
+                   help="admission state: sqlite:///PATH (sqlite:////abs/path), memory://, or "
+                        "etcd://HOST:PORT[,HOST:PORT...] shared by several replicas")
+    p.add_argument("--etcd-prefix", default="/gatekeeper/", help="prefix of every etcd key gatekeeper uses")
+    p.add_argument("--etcd-cafile", type=Path, help="CA that signed the etcd members' certificates (HTTPS)")
+    p.add_argument("--etcd-certfile", type=Path, help="client certificate presented to etcd")
+    p.add_argument("--etcd-keyfile", type=Path, help="key of --etcd-certfile")
     p.add_argument("--service-account-token-volume", choices=("projected", "secret"), default="projected",
                    help="token volume the ServiceAccount plugin mounts: projected (current Kubernetes) "
                         "or secret (the service account's token Secret)")
@@ -82,6 +87,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
         enable_admission_plugins=plugins,
         state=tuple(args.state),
         store=args.store,
+        etcd_prefix=args.etcd_prefix,
+        etcd_cafile=args.etcd_cafile,
+        etcd_certfile=args.etcd_certfile,
+        etcd_keyfile=args.etcd_keyfile,
         service_account_token_volume=args.service_account_token_volume,
         workers=args.workers,
         reload_interval=args.reload_interval,

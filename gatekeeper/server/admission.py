@@ -15,7 +15,7 @@ from gatekeeper.authn.user import UserInfo
 from gatekeeper.server import observe
 from gatekeeper.server.body import read_json_object
 from gatekeeper.server.caller import require_caller
-from gatekeeper.server.responses import JSONResponse, bad_request
+from gatekeeper.server.responses import HTTPError, JSONResponse, bad_request
 from gatekeeper.server.runtime import Runtime
 from gatekeeper.store.base import Store
 
@@ -51,6 +51,9 @@ async def _review(request: Request, phase: Phase, with_patch: bool) -> JSONRespo
         version, admission_request = parse_admission_review(doc)
     except InvalidObject as exc:
         raise bad_request(f"not a valid AdmissionReview: {exc}") from None
+    problem = runtime.admission.unavailable()
+    if problem is not None:  # an HTTP error, so the caller's failurePolicy decides (Fail or Ignore)
+        raise HTTPError(503, "ServiceUnavailable", f"admission state is unavailable: {problem}")
     # the store may block (SQLite), so the chain runs off the event loop
     outcome = await run_in_threadpool(phase, admission_request, runtime.admission.store)
     observe.admission(request, admission_request, outcome)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,8 @@ from gatekeeper.admission.chain import Chain, build_chain
 from gatekeeper.admission.registry import PluginOptions
 from gatekeeper.config import Settings
 from gatekeeper.server.reload import Watched
-from gatekeeper.store.base import Store, StoreError
+from gatekeeper.store.base import ReportsAvailability, Store, StoreError
+from gatekeeper.store.etcd_options import EtcdOptions
 from gatekeeper.store.factory import open_store
 from gatekeeper.store.manifests import ManifestError, ManifestSync
 
@@ -21,11 +23,28 @@ class AdmissionSetupError(ValueError):
 
 class WatchedManifests(Watched[int]):
     """The state manifests; the watched files are listed again on every reload, so a file added to
-    a watched folder is itself watched from then on."""
+    a watched folder is itself watched from then on. A load the store could not take (etcd
+    unreachable) is tried again on every poll, so gatekeeper can start before etcd and catch up."""
 
     def __init__(self, sync: ManifestSync) -> None:
         self._sync = sync
-        super().__init__("state manifests", sync.watch_paths(), sync.load)
+        self._store_failed = False
+        try:
+            super().__init__("state manifests", sync.watch_paths(), self._load_into_store)
+        except StoreError as exc:  # a bad manifest (ManifestError) still fails start-up
+            self.current, self.loaded_at, self.reloads = 0, time.time(), 0
+            self.failures, self.error = 1, str(exc)
+
+    def changed(self) -> bool:
+        return self._store_failed or super().changed()
+
+    def _load_into_store(self) -> int:
+        self._store_failed = False
+        try:
+            return self._sync.load()
+        except StoreError:
+            self._store_failed = True
+            raise
 
     def reload(self) -> bool:
         with contextlib.suppress(ManifestError):  # a vanished path: the load below reports it
@@ -43,13 +62,17 @@ class AdmissionState:
     def watched(self) -> list[Watched[Any]]:
         return [self.manifests] if self.manifests else []
 
+    def unavailable(self) -> str | None:
+        """Why admission cannot use its store now (etcd unreachable), or None."""
+        return self.store.unavailable() if isinstance(self.store, ReportsAvailability) else None
+
 
 def build_admission(settings: Settings) -> AdmissionState:
     """UnknownPlugin, StoreURLError, ManifestError or AdmissionSetupError (all ValueError) on failure."""
     options = PluginOptions(service_account_token_volume=settings.service_account_token_volume)
     chain = build_chain(settings.enable_admission_plugins, options)
     try:
-        store = open_store(settings.store)
+        store = open_store(settings.store, etcd_options(settings))
     except StoreError as exc:
         raise AdmissionSetupError(str(exc)) from None
     manifests: Watched[int] | None = None
@@ -60,3 +83,14 @@ def build_admission(settings: Settings) -> AdmissionState:
         except StoreError as exc:
             raise AdmissionSetupError(str(exc)) from None
     return AdmissionState(store, chain, manifests)
+
+
+def etcd_options(settings: Settings) -> EtcdOptions:
+    """The etcd flags; the endpoints come from --store etcd://..."""
+    return EtcdOptions(
+        endpoints=(),
+        prefix=settings.etcd_prefix,
+        cafile=settings.etcd_cafile,
+        certfile=settings.etcd_certfile,
+        keyfile=settings.etcd_keyfile,
+    )

@@ -27,4 +27,8 @@ async def readyz(request: Request) -> JSONResponse:
             "failures": status.failures,
             **({"lastError": status.error} if status.error else {}),
         }
+    problem = runtime.admission.unavailable()
+    if problem is not None:  # etcd unreachable: take this replica out of the Service until it returns
+        checks["store"] = {"ok": False, "lastError": problem}
+        return JSONResponse({"status": "not ready", "reason": problem, "checks": checks}, 503)
     return JSONResponse({"status": "ready", "checks": checks})

@@ -2,14 +2,15 @@
 
 Objects are addressed by (resource, namespace, name), where resource is the lower-case plural
 ("namespaces", "limitranges", "resourcequotas", "serviceaccounts", "secrets") and namespace is ""
-for cluster-scoped objects. Implementations: memory.py (offline CLI), sqlite.py (serve).
+for cluster-scoped objects. Implementations: memory.py (offline CLI), sqlite.py (serve), etcd.py
+(several replicas).
 """
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from gatekeeper.quota.ledger import QuotaLedger
 
@@ -72,6 +73,15 @@ class Store(Protocol):
     def all(self) -> builtins.list[JSONObject]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ReportsAvailability(Protocol):
+    """A store on a server of its own (etcd) can be unreachable for a while; memory and SQLite cannot."""
+
+    def unavailable(self) -> str | None:
+        """Why the store cannot answer now, or None."""
+        ...
 
 
 def key_of(obj: JSONObject) -> Key:

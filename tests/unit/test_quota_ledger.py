@@ -19,6 +19,7 @@ from gatekeeper.quota.ledger import (
     RequestKey,
 )
 from gatekeeper.quota.sqlite_ledger import SQLiteLedger
+from tests.support.etcd import etcd_store
 
 SEEDS = {"compute": {"pods": "3"}}
 
@@ -33,8 +34,12 @@ def add_pod(limit: int) -> Change:
     return change
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "etcd"])
 def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QuotaLedger]:
+    if request.param == "etcd":  # a real etcd (tests/support/etcd.py), a prefix of this test's own
+        with etcd_store() as store:
+            yield store.quota_ledger
+        return
     opened: QuotaLedger = MemoryLedger() if request.param == "memory" else SQLiteLedger(tmp_path / "q.db")
     yield opened
     opened.close()

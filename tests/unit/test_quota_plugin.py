@@ -18,6 +18,7 @@ from gatekeeper.quota.status import with_usage
 from gatekeeper.store.base import Store
 from gatekeeper.store.memory import MemoryStore
 from gatekeeper.store.sqlite import SQLiteStore
+from tests.support.etcd import open_etcd_store
 
 NS = "team-a"
 
@@ -78,13 +79,16 @@ def chain() -> Chain:
     return build_chain(["ResourceQuota"])
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "etcd"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     opened: list[Store] = []
 
     def make(*objects: dict[str, Any]) -> Store:
         if request.param == "memory":
             store: Store = MemoryStore(objects)
+        elif request.param == "etcd":  # a real etcd (tests/support/etcd.py), a prefix of this store's own
+            store = open_etcd_store()
+            store.replace_all(objects)
         else:
             store = SQLiteStore(tmp_path / f"gk-{len(opened)}.db")
             store.replace_all(objects)
