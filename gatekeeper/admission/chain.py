@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
+import traceback
 from collections.abc import Sequence
 
 import jsonpatch  # type: ignore[import-untyped]
 
 from gatekeeper.admission import stream
-from gatekeeper.admission.errors import AdmissionDenied, internal
+from gatekeeper.admission.errors import AdmissionDenied, bad_request, internal
 from gatekeeper.admission.outcome import Outcome
 from gatekeeper.admission.plugin import MutatingPlugin, Plugin, ValidatingPlugin, Warnings
 from gatekeeper.admission.registry import PluginOptions, build_plugins
 from gatekeeper.admission.request import AdmissionRequest, JSONObject
 from gatekeeper.store.base import Store, StoreError
+
+log = logging.getLogger("gatekeeper.admission")
+
+# What a plugin raises when it meets a shape it does not check (a string where an object belongs).
+# The object is refused as malformed rather than answered with a 500; the log names the plugin
+# and the line, but not the exception's text, which may quote a value from the object.
+MALFORMED = (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError)
 
 
 class Chain:
@@ -45,6 +54,8 @@ class Chain:
             return Outcome(denied=denied, warnings=tuple(warnings), object=request.object, plugin=name)
         except StoreError as exc:
             return Outcome(denied=internal(f"admission state is unavailable: {exc}"), object=request.object)
+        except MALFORMED as exc:
+            return Outcome(denied=_malformed(name, exc), object=request.object, plugin=name)
         if request.object is None:
             return Outcome(warnings=tuple(warnings), object=None)
         patch = jsonpatch.make_patch(request.object, obj).patch
@@ -65,6 +76,8 @@ class Chain:
             return Outcome(denied=denied, warnings=tuple(warnings), object=request.object, plugin=name)
         except StoreError as exc:
             return Outcome(denied=internal(f"admission state is unavailable: {exc}"), object=request.object)
+        except MALFORMED as exc:
+            return Outcome(denied=_malformed(name, exc), object=request.object, plugin=name)
         return Outcome(warnings=tuple(warnings), object=request.object)
 
     def admit(self, request: AdmissionRequest, store: Store) -> Outcome:
@@ -77,6 +90,13 @@ class Chain:
         if not validated.allowed:
             return dataclasses.replace(validated, warnings=warnings)
         return dataclasses.replace(mutated, warnings=warnings)
+
+
+def _malformed(plugin: str, exc: Exception) -> AdmissionDenied:
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f"{frame.filename}:{frame.lineno}" if frame else "?"
+    log.error("admission plugin %s could not read the object: %s at %s", plugin, type(exc).__name__, where)
+    return bad_request(f"the object is malformed: admission plugin {plugin or '?'} could not read it")
 
 
 def _collect(into: list[str], warnings: Warnings) -> None:

@@ -200,7 +200,10 @@ def merge_container_resources(
 
 
 def _fill_absent(container: JSONObject, field: str, defaults: ResourceList) -> list[str]:
-    present = (container.get("resources") or {}).get(field) or {}
+    resources = container.get("resources")
+    present = resources.get(field) if isinstance(resources, dict) else None
+    if not isinstance(present, dict):
+        present = {}
     missing = [name for name in defaults if name not in present]
     if missing:
         resources = container.get("resources")
@@ -218,10 +221,14 @@ def merge_pod_resource_requirements(
     pod: JSONObject, default_requests: ResourceList, default_limits: ResourceList
 ) -> None:
     parts: list[str] = []
-    spec = pod.get("spec") or {}
+    spec = pod.get("spec")
+    if not isinstance(spec, dict):
+        return  # nothing to default; validation names what is malformed
     for field, label in (("containers", "container"), ("initContainers", "init container")):
-        for container in spec.get(field) or []:
-            parts.extend(merge_container_resources(container, default_requests, default_limits, label))
+        containers = spec.get(field)
+        for container in containers if isinstance(containers, list) else []:
+            if isinstance(container, dict):
+                parts.extend(merge_container_resources(container, default_requests, default_limits, label))
     if parts:
         metadata = pod.setdefault("metadata", {})
         if not isinstance(metadata.get("annotations"), dict):
@@ -308,7 +315,10 @@ def validate_pvc(items: list[LimitRangeItem], pvc: JSONObject, old_pvc: JSONObje
 
 
 def _pvc_requests(pvc: JSONObject) -> ResourceList:
-    resources = ((pvc.get("spec") or {}).get("resources")) or {}
+    spec = pvc.get("spec") or {}
+    if not isinstance(spec, Mapping):
+        raise PodResourceError("spec: expected an object")
+    resources = spec.get("resources") or {}
     if not isinstance(resources, Mapping):
         raise PodResourceError("spec.resources: expected an object")
     return resource_list(resources.get("requests"), "spec.resources.requests")

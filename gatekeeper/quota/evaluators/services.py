@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from gatekeeper.admission.request import CREATE, DELETE, UPDATE, AdmissionRequest
 from gatekeeper.quantity import Quantity
 from gatekeeper.quota.evaluators.base import JSONObject, NoScopes
-from gatekeeper.quota.resources import ResourceList
+from gatekeeper.quota.resources import QuotaError, ResourceList
 
 SERVICES = "services"
 COUNT = "count/services"
@@ -32,6 +32,8 @@ class ServiceEvaluator(NoScopes):
 
     def usage(self, obj: JSONObject) -> dict[str, Quantity]:
         spec = obj.get("spec") or {}
+        if not isinstance(spec, dict):
+            raise QuotaError("spec: expected an object")
         kind = spec.get("type") or "ClusterIP"
         return {
             SERVICES: Quantity.from_int(1),
@@ -43,7 +45,10 @@ class ServiceEvaluator(NoScopes):
 
 def node_ports(kind: str, spec: JSONObject) -> int:
     """NodePort: every port; LoadBalancer: every port, or only explicit nodePorts when allocation is off."""
-    ports = [p for p in spec.get("ports") or [] if isinstance(p, dict)]
+    listed = spec.get("ports") or []
+    if not isinstance(listed, list):
+        raise QuotaError("spec.ports: expected an array")
+    ports = [p for p in listed if isinstance(p, dict)]
     if kind == "NodePort":
         return len(ports)
     if kind != "LoadBalancer":
