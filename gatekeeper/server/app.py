@@ -15,6 +15,7 @@ from starlette.responses import Response
 from gatekeeper.config import Settings
 from gatekeeper.server import admission, authenticate, authorize, health, metrics, quota
 from gatekeeper.server.audit import open_audit_log
+from gatekeeper.server.direct import DirectRoutes
 from gatekeeper.server.observe import Observe
 from gatekeeper.server.responses import HTTPError, JSONResponse, status_body
 from gatekeeper.server.runtime import Runtime
@@ -52,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     _install_error_handlers(app)
+    app.add_middleware(DirectRoutes)  # inside Observe, so the webhooks are still timed and counted
     app.add_middleware(Observe)
     return app
 

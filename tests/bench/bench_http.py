@@ -1,0 +1,269 @@
+"""Webhooks end to end over HTTPS: gatekeeper against an empty endpoint on the same stack, one run.
+
+    python -m tests.bench.bench_http                           # 2 workers, 10 s per measurement
+    python -m tests.bench.bench_http --duration 20 --rounds 3  # steadier medians
+    python -m tests.bench.bench_http --smoke                   # seconds: checks that it all works
+
+Servers, one at a time, each with `--workers` processes: `empty` (a bare ASGI app answering {}),
+`fastapi-empty` (one FastAPI route answering {}), both on gatekeeper's TLS and protocol settings
+(tests/bench/empty_server.py), and `gatekeeper serve` with a generated ABAC policy (`--rules`
+lines plus the caller's), all four admission plugins and a SQLite store. The load comes from
+tests/bench/loadgen.py in separate processes, presenting the kube-apiserver client certificate
+on keep-alive connections:
+
+- saturation: closed loop on `--connections` connections; req/s, latency, and the ratio to the
+  empty endpoint's req/s in the same round (the median over `--rounds` rounds is printed);
+- fixed rates (open loop, `--rates`): p50/p95/p99 from each request's due time.
+
+No assertion on time: the numbers are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gatekeeper import pki
+from gatekeeper.authz.attributes import Attributes
+from gatekeeper.authz.policy import parse_policy
+from tests.bench.bench_abac import policy_text, request_mix
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+CALLER_RULE = (
+    '{"apiVersion":"abac.authorization.kubernetes.io/v1beta1","kind":"Policy",'
+    '"spec":{"user":"kube-apiserver","nonResourcePath":"*"}}\n'
+)
+NAMESPACE = "bench"
+STATE = f"""apiVersion: v1
+kind: Namespace
+metadata: {{name: {NAMESPACE}}}
+status: {{phase: Active}}
+---
+apiVersion: v1
+kind: LimitRange
+metadata: {{name: defaults, namespace: {NAMESPACE}}}
+spec:
+  limits:
+  - type: Container
+    defaultRequest: {{cpu: 100m, memory: 128Mi}}
+    default: {{cpu: 500m, memory: 256Mi}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: default, namespace: {NAMESPACE}}}
+---
+apiVersion: v1
+kind: ResourceQuota
+metadata: {{name: compute, namespace: {NAMESPACE}}}
+spec:
+  hard: {{pods: "1000000000", requests.cpu: "100000000", requests.memory: 100000Ti}}
+"""
+
+
+def sar_body(a: Attributes) -> bytes:
+    spec: dict[str, Any] = {"user": a.user, "groups": list(a.groups)}
+    if a.resource_request:
+        spec["resourceAttributes"] = {
+            "verb": a.verb, "namespace": a.namespace, "group": a.api_group, "resource": a.resource
+        }
+    else:
+        spec["nonResourceAttributes"] = {"verb": a.verb, "path": a.path}
+    doc = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def admission_body() -> bytes:
+    """A pod CREATE that all four plugins act on; __UID__ becomes a fresh uid per request."""
+    pod = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-__UID__", "namespace": NAMESPACE},
+        "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
+    }
+    doc = {
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "__UID__", "name": "web-__UID__", "namespace": NAMESPACE, "operation": "CREATE",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
+            "object": pod, "oldObject": None, "dryRun": False,
+        },
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class Workdir:
+    root: Path
+    rules: int
+
+    @property
+    def certs(self) -> Path:
+        return self.root / "certs"
+
+    def prepare(self) -> None:
+        pki.ensure_dev_pki(self.certs)
+        pki.ensure_dev_client(self.certs, pki.DEV_CLIENT)
+        text = policy_text(self.rules)
+        (self.root / "abac.jsonl").write_text(CALLER_RULE + text)
+        (self.root / "state.yaml").write_text(STATE)
+        mix = request_mix(parse_policy(text.encode(), "bench"), 2_000)
+        (self.root / "authorize.jsonl").write_bytes(b"\n".join(sar_body(a) for a in mix) + b"\n")
+        (self.root / "admit.jsonl").write_bytes(admission_body() + b"\n")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(command: Sequence[str], port: int, workdir: Path, name: str) -> Iterator[None]:
+    """Run a server until the block ends; it must accept connections within 30 s."""
+    log = open(workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed below, after the process
+    process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=ENV)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited: {(workdir / f'{name}.log').read_text()[-2000:]}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start")
+            time.sleep(0.1)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def server_commands(w: Workdir, port: int, workers: int) -> dict[str, list[str]]:
+    empty = [sys.executable, "-m", "tests.bench.empty_server", "--port", str(port),
+             "--cert-dir", str(w.certs), "--workers", str(workers)]
+    gatekeeper = [
+        sys.executable, "-m", "gatekeeper.cli", "serve", "--secure-port", str(port),
+        "--cert-dir", str(w.certs), "--workers", str(workers), "--log-level", "warning",
+        "--authorization-policy-file", str(w.root / "abac.jsonl"), "--state", str(w.root / "state.yaml"),
+        "--store", f"sqlite:///{w.root / 'gatekeeper.db'}",
+    ]
+    return {"empty": [*empty, "--app", "raw"], "fastapi-empty": [*empty, "--app", "fastapi"],
+            "gatekeeper": gatekeeper}
+
+
+def load(w: Workdir, port: int, path: str, bodies: str, args: argparse.Namespace,
+         rate: float | None = None, duration: float | None = None) -> dict[str, Any]:
+    command = [
+        sys.executable, "-m", "tests.bench.loadgen", "--url", f"https://127.0.0.1:{port}{path}",
+        "--bodies", str(w.root / bodies), "--ca", str(w.certs / "ca.crt"),
+        "--cert", str(w.certs / "kube-apiserver.crt"), "--key", str(w.certs / "kube-apiserver.key"),
+        "--connections", str(args.connections), "--duration", str(duration or args.duration),
+        "--processes", str(args.processes),
+    ]
+    if rate:
+        command += ["--rate", str(rate)]
+    done = subprocess.run(command, capture_output=True, check=True, env=ENV)
+    result: dict[str, Any] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    return result
+
+
+# (server, path, bodies) of each endpoint measured
+ENDPOINTS = {
+    "empty": ("empty", "/empty", "authorize.jsonl"),
+    "fastapi-empty": ("fastapi-empty", "/empty", "authorize.jsonl"),
+    "/authorize": ("gatekeeper", "/authorize", "authorize.jsonl"),
+    "/admit": ("gatekeeper", "/admit", "admit.jsonl"),
+}
+
+
+def measure_all(w: Workdir, args: argparse.Namespace) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Results per (endpoint, mode): saturation rounds, then each fixed rate once."""
+    port = _free_port()
+    commands = server_commands(w, port, args.workers)
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for _ in range(args.rounds):
+        for server in ("empty", "fastapi-empty", "gatekeeper"):
+            with serving(commands[server], port, w.root, server):
+                for endpoint, (owner, path, bodies) in ENDPOINTS.items():
+                    if owner != server:
+                        continue
+                    load(w, port, path, bodies, args, duration=min(1.0, args.duration))  # warm up
+                    result = load(w, port, path, bodies, args)
+                    results.setdefault((endpoint, "saturation"), []).append(result)
+                    if len(results[(endpoint, "saturation")]) == args.rounds:
+                        for rate in args.rates:
+                            results[(endpoint, f"{rate:g}/s")] = [load(w, port, path, bodies, args, rate)]
+    return results
+
+
+def table(results: dict[tuple[str, str], list[dict[str, Any]]]) -> list[str]:
+    rows = [
+        f"{'endpoint':<14} {'load':>11} {'req/s':>8} {'vs empty':>9} {'p50 ms':>7} {'p95 ms':>7} "
+        f"{'p99 ms':>7} {'max ms':>7} {'non-2xx':>8} {'errors':>7}"
+    ]
+    ceiling = {}
+    for (endpoint, mode), runs in results.items():
+        if mode == "saturation":
+            ceiling[endpoint] = statistics.median(r["rps"] for r in runs)
+    for (endpoint, mode), runs in results.items():
+        run = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]  # the median round
+        ratio = ""
+        if mode == "saturation" and ceiling.get("empty"):
+            ratio = f"{run['rps'] / ceiling['empty'] * 100:.0f} %"
+        bad = sum(n for code, n in run["statuses"].items() if not code.startswith("2"))
+        rows.append(
+            f"{endpoint:<14} {mode:>11} {run['rps']:>8.0f} {ratio:>9} {run['p50_ms']:>7.2f} "
+            f"{run['p95_ms']:>7.2f} {run['p99_ms']:>7.2f} {run['max_ms']:>7.1f} {bad:>8} {run['errors']:>7}"
+        )
+    return rows
+
+
+def run(args: argparse.Namespace) -> list[str]:
+    with tempfile.TemporaryDirectory(prefix="gatekeeper-bench-") as tmp:
+        w = Workdir(Path(tmp), args.rules)
+        w.prepare()
+        return table(measure_all(w, args))
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--processes", type=int, default=2, help="load generator processes")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=1, help="saturation rounds (median reported)")
+    parser.add_argument("--rates", type=float, nargs="*", default=[500, 1000, 2000])
+    parser.add_argument("--rules", type=int, default=10_000, help="ABAC policy lines")
+    parser.add_argument("--smoke", action="store_true", help="tiny: 1 worker, 0.5 s, 4 connections")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.workers, args.connections, args.processes = 1, 4, 1
+        args.duration, args.rounds, args.rates, args.rules = 0.5, 1, [50], 50
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    for row in run(parse_args(argv)):
+        print(row)
+
+
+if __name__ == "__main__":
+    main()
