@@ -3,11 +3,26 @@
 Each `apply` is one `BEGIN IMMEDIATE` transaction: it takes SQLite's write lock before reading, so
 the read-check-write of two requests (in any threads or processes) never interleaves, and the
 usage and the request uid are committed together or not at all (kill -9 loses neither half).
-WAL lets readers (GET /quota) proceed while a charge is being written.
+WAL lets readers (GET /quota, and the usage a request plans with) proceed while a charge is being
+written: each thread reads on a connection of its own.
+
+Writers queue on an flock of a lock file beside the database before they ask SQLite for its write
+lock. SQLite's own busy handler polls with sleeps of up to 100 ms, so two worker processes that
+contend for it would mostly sleep; the kernel wakes an flock waiter the moment the lock is free.
+The flock only orders writers; correctness still rests on SQLite's lock (and a writer that does
+not take the flock, like the store's manifest sync, is merely slower when it collides).
+
+Durability: synchronous=NORMAL in WAL mode. A commit is in the WAL file, through the operating
+system, when `apply` returns, so it survives kill -9 of any process at any moment; only a power
+loss or kernel crash can lose the last commits before a checkpoint (usage then undercounts until
+`gatekeeper quota reconcile`). synchronous=FULL would fsync every charge, which bounds the whole
+server to the disk's fsync rate.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 import time
@@ -54,26 +69,41 @@ class SQLiteLedger:
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
         self._lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
         try:
-            self._db = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._writer_lock = os.open(f"{self.path}.writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
+            self._db = self._connect()
             self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = FULL")
             with self._transaction():
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         self._db.execute(statement)
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"quota ledger {self.path}: {exc}") from None
 
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA synchronous = NORMAL")
+        return db
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection (a SELECT in autocommit mode reads one snapshot)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._connect()
+            with self._lock:
+                self._readers.append(db)
+        return db
+
     def usage(self, namespace: str, seeds: Mapping[str, Used]) -> NamespaceUsage:
-        with self._lock:
-            try:
-                return current(self._rows(namespace), seeds)
-            except sqlite3.Error as exc:
-                raise StoreError(f"quota ledger {self.path}: {exc}") from None
+        try:
+            return current(self._rows(namespace, self._reader()), seeds)
+        except sqlite3.Error as exc:
+            raise StoreError(f"quota ledger {self.path}: {exc}") from None
 
     def apply(
         self, namespace: str, request: RequestKey, seeds: Mapping[str, Used], change: Change
@@ -86,7 +116,7 @@ class SQLiteLedger:
                 row = seen.fetchone()
                 if row is not None:
                     return replay(request, row[0])
-                after = change(current(self._rows(namespace), seeds))
+                after = change(current(self._rows(namespace, self._db), seeds))
                 if isinstance(after, Refused):
                     return Outcome(Applied.REFUSED, after.message)
                 for name, used in after.items():
@@ -106,22 +136,28 @@ class SQLiteLedger:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            for db in [self._db, *self._readers]:
+                db.close()
+            os.close(self._writer_lock)
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (a refusal writes nothing)."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            fcntl.flock(self._writer_lock, fcntl.LOCK_EX)
             try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            finally:
+                fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
 
-    def _rows(self, namespace: str) -> dict[str, Used]:
-        cursor = self._db.execute("SELECT quota, used FROM quota_usage WHERE namespace = ?", (namespace,))
+    def _rows(self, namespace: str, db: sqlite3.Connection) -> dict[str, Used]:
+        cursor = db.execute("SELECT quota, used FROM quota_usage WHERE namespace = ?", (namespace,))
         return {quota: orjson.loads(used) for quota, used in cursor}
 
     def _write(self, namespace: str, name: str, used: Used) -> None:

@@ -15,6 +15,8 @@ from gatekeeper.store.base import ReportsAvailability, Store, StoreError
 from gatekeeper.store.etcd_options import EtcdOptions
 from gatekeeper.store.factory import open_store
 from gatekeeper.store.manifests import ManifestError, ManifestSync
+from gatekeeper.store.memory import MemoryStore
+from gatekeeper.store.sqlite import SQLiteStore
 
 
 class AdmissionSetupError(ValueError):
@@ -57,6 +59,14 @@ class AdmissionState:
     store: Store
     chain: Chain
     manifests: Watched[int] | None  # the number of objects the manifests hold, reloaded on change
+
+    @property
+    def runs_inline(self) -> bool:
+        """A local store answers in microseconds, so the chain runs on the event loop: a hop to a
+        thread costs more than the work, and dozens of threads contending for the GIL while one
+        of them holds SQLite's write lock make every request wait. A networked store runs in a
+        thread."""
+        return isinstance(self.store, MemoryStore | SQLiteStore)
 
     @property
     def watched(self) -> list[Watched[Any]]:
