@@ -6,9 +6,6 @@ with a real SQLite store; nothing is mocked.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import threading
 import time
 import uuid
@@ -20,59 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.processes import kill_9, process_tree
+from tests.support.quota_reviews import CALLER, NAMESPACE, allowed, pod_review, state, used
 from tests.support.server import Server, running_server
 
-CALLER = (
-    '{"apiVersion":"abac.authorization.kubernetes.io/v1beta1","kind":"Policy",'
-    '"spec":{"user":"kube-apiserver","nonResourcePath":"*"}}\n'
-)
-NAMESPACE = "team-a"
 PARALLEL = 64
-
-
-def state(hard: dict[str, str]) -> str:
-    hard_yaml = "".join(f"    {name}: \"{value}\"\n" for name, value in hard.items())
-    return (
-        f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NAMESPACE}}}\nstatus: {{phase: Active}}\n---\n"
-        f"apiVersion: v1\nkind: ResourceQuota\nmetadata: {{name: compute, namespace: {NAMESPACE}}}\n"
-        f"spec:\n  hard:\n{hard_yaml}"
-    )
-
-
-def pod_review(uid: str, name: str, cpu: str | None = None) -> dict[str, Any]:
-    resources = {"requests": {"cpu": cpu}, "limits": {"cpu": cpu}} if cpu else {}
-    pod = {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {"containers": [{"name": "app", "image": "nginx", "resources": resources}]},
-        "status": {"phase": "Pending"},
-    }
-    return {
-        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "request": {
-            "uid": uid, "name": name, "namespace": NAMESPACE, "operation": "CREATE",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
-            "object": pod, "oldObject": None, "dryRun": False,
-        },
-    }
-
-
-def allowed(response: httpx.Response) -> bool:
-    assert response.status_code == 200, response.text
-    body = response.json()["response"]
-    if not body["allowed"]:
-        assert "exceeded quota: compute" in body["status"]["message"], body
-    return bool(body["allowed"])
-
-
-def used(client: httpx.Client) -> dict[str, str]:
-    response = client.get("/quota", params={"namespace": NAMESPACE})
-    assert response.status_code == 200, response.text
-    items = response.json()["items"]
-    assert [item["metadata"]["name"] for item in items] == ["compute"]
-    return dict(items[0]["status"]["used"])
-
 
 def serve_args(workdir: Path, hard: dict[str, str], workers: int) -> list[str]:
     (workdir / "abac.jsonl").write_text(CALLER)
@@ -140,19 +89,6 @@ def test_get_quota_requires_an_authorized_caller(two_workers_pods: Server) -> No
         assert anonymous.get("/quota").status_code == 401
     with two_workers_pods.client_as("mallory") as mallory:
         assert mallory.get("/quota").status_code == 403
-
-
-def process_tree(pid: int) -> list[int]:
-    """`pid` and its descendants (uvicorn's worker processes), from /proc."""
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    found = children.read_text().split() if children.exists() else []
-    return [pid, *(p for child in found for p in process_tree(int(child)))]
-
-
-def kill_9(pids: list[int]) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("workers", [1, 2])

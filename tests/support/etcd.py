@@ -144,6 +144,7 @@ def _serves(member: Member) -> bool:
 def make_cluster(workdir: Path, size: int = 1) -> Cluster:
     """A cluster of `size` members on free ports, not started."""
     binary = require_etcd()
+    workdir.mkdir(parents=True, exist_ok=True)
     members = [
         Member(f"m{i}", free_port(), free_port(), workdir / f"etcd-m{i}", workdir / f"etcd-m{i}.log")
         for i in range(size)
