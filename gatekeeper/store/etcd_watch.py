@@ -48,7 +48,7 @@ class WatchedPrefix:
         self._children: dict[bytes, dict[bytes, bytes]] = {}  # parent path -> leaf -> value
         self._revision = 0
         self._synced = False
-        self._error: str | None = "not connected to etcd yet"
+        self._error: str | None = f"not connected to etcd ({client.options.describe()}) yet"
         self._stopping = threading.Event()
         self._response: requests.Response | None = None  # the open watch stream, for close()
         self._thread = threading.Thread(target=self._run, name="etcd-watch", daemon=True)
