@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from typing import Any, ClassVar
 
-from gatekeeper.admission.errors import AdmissionDenied, forbidden
+from gatekeeper.admission.errors import AdmissionDenied, bad_request, forbidden
 from gatekeeper.admission.plugin import Warnings
 from gatekeeper.admission.podsecrets import env_secret_refs, pod_secret_names
 from gatekeeper.admission.registry import SECRET, PluginOptions
@@ -45,6 +45,8 @@ class ServiceAccount:
             return None
         if not is_mirror_pod(obj):
             spec = obj.setdefault("spec", {})
+            if not isinstance(spec, dict):
+                raise bad_request("spec: expected an object")
             if not spec.get("serviceAccountName"):
                 spec["serviceAccountName"] = DEFAULT_SERVICE_ACCOUNT
             account = lookup(request, store, spec["serviceAccountName"])
@@ -281,8 +283,9 @@ def unmountable_secret(account: JSONObject, spec: JSONObject) -> str | None:
     """The first secret reference the service account does not allow, worded as Kubernetes does."""
     sa = _account_name(account)
     mountable = {_ref_name(r) for r in account.get("secrets") or []}
-    for volume in spec.get("volumes") or []:
-        secret = volume.get("secret")
+    volumes = spec.get("volumes")
+    for volume in volumes if isinstance(volumes, list) else []:
+        secret = volume.get("secret") if isinstance(volume, dict) else None
         if isinstance(secret, dict) and secret.get("secretName", "") not in mountable:
             return (
                 f'volume with secret.secretName="{secret.get("secretName", "")}" is not allowed '

@@ -141,7 +141,8 @@ def _timestamp(value: object) -> datetime:
 
 def is_best_effort(pod: JSONObject) -> bool:
     """QoS BestEffort: status.qosClass when set, else no cpu/memory request or limit above zero."""
-    reported = (pod.get("status") or {}).get("qosClass")
+    status = pod.get("status")
+    reported = status.get("qosClass") if isinstance(status, dict) else None
     if reported:
         return bool(reported == "BestEffort")
     spec = pod.get("spec") or {}
