@@ -1,25 +1,38 @@
-"""ABAC decisions per second: the indexed evaluator against Kubernetes' linear scan, in one run.
+"""ABAC decisions: the indexed evaluator against Kubernetes' linear scan and pycasbin, in one run.
 
-    python -m tests.bench.bench_abac                 # 10, 1,000 and 10,000 rules
+    python -m tests.bench.bench_abac                 # 10, 1,000, 10,000 and 100,000 rules
     python -m tests.bench.bench_abac --sizes 100000  # any sizes
 
-Both sides evaluate the same compiled rules on the same request mix (user hits, group hits,
-misses, non-resource paths); each decision is timed on its own, and the table reports the median
-and p99 per decision and the ratio of the medians. No assertion on time: the numbers are printed.
+All sides evaluate the same rules on the same request mix (user hits, group hits, misses,
+non-resource paths); each decision is timed on its own, and the table reports the median and p99
+per decision and the ratio of the medians to the indexed evaluator's. pycasbin (the `bench`
+extra: pip install -e '.[bench]') gets an equivalent ABAC model (tests/bench/casbin_abac.py); its
+column is left out, with a note, when it is not installed. Every side must agree with the indexed
+evaluator on every request it decides, or the row says so.
+
+Load: a fresh process reads and indexes the policy file as `gatekeeper serve` does and reports
+wall and CPU time and its resident memory afterwards (VmRSS, the interpreter and imports
+included). No assertion on time: the numbers are printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
 import random
+import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from gatekeeper.authz.attributes import Attributes
-from gatekeeper.authz.evaluator import Evaluator, linear_first_match
+from gatekeeper.authz.evaluator import Evaluator, linear_first_match, load_evaluator
 from gatekeeper.authz.policy import Policy, Rule, parse_policy
 
 RESOURCES = ("pods", "services", "secrets", "configmaps", "deployments", "events")
@@ -58,16 +71,17 @@ def request_mix(policy: Policy, count: int, seed: int = 11) -> list[Attributes]:
     rnd = random.Random(seed)
     users = sorted({r.user for r in policy.rules if r.user}) or ["nobody"]
     groups = sorted({r.group for r in policy.rules if r.group.startswith("group")}) or ["group0"]
-    mix = []
+    mix: list[Attributes] = []
     for i in range(count):
         kind = i % 4
         base = ("system:authenticated",)
+        extra: tuple[str, ...] = ()
         if kind == 0:  # a user with rules of their own
-            user, extra = rnd.choice(users), ()
+            user = rnd.choice(users)
         elif kind == 1:  # a group member
             user, extra = f"member{i}", (rnd.choice(groups),)
         else:  # a miss (unknown user), or a non-resource request
-            user, extra = f"stranger{i}", ()
+            user = f"stranger{i}"
         groups_of = (*base, *extra)
         if kind == 3:
             mix.append(
@@ -97,54 +111,119 @@ class Timing:
     allowed: int
 
 
-def measure(
-    decide: Callable[[Attributes], Rule | None], requests: Sequence[Attributes], rounds: int
-) -> Timing:
+def measure(decide: Callable[[Attributes], object], requests: Sequence[Attributes], rounds: int) -> Timing:
     samples: list[int] = []
     allowed = 0
     clock = time.perf_counter_ns
     for _ in range(rounds):
         for a in requests:
             start = clock()
-            rule = decide(a)
+            outcome = decide(a)
             samples.append(clock() - start)
-            allowed += rule is not None
+            allowed += outcome is not None and outcome is not False
     samples.sort()
     return Timing(
         statistics.median(samples) / 1000, samples[int(len(samples) * 0.99)] / 1000, allowed // rounds
     )
 
 
-def run(sizes: Sequence[int], requests: int) -> list[str]:
-    rows = [
-        f"{'rules':>8} {'load ms':>8} {'indexed p50 µs':>15} {'p99 µs':>8} "
-        f"{'linear p50 µs':>14} {'p99 µs':>9} {'ratio':>8} {'agree':>6}"
-    ]
+@dataclass(frozen=True)
+class Load:
+    wall_ms: float
+    cpu_ms: float
+    rss_mb: float
+
+
+def load_in_fresh_process(text: str) -> Load:
+    """Load and index a policy file in a new interpreter, as `gatekeeper serve` does at start-up."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "abac.jsonl"
+        path.write_text(text)
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.bench.bench_abac", "--load-only", str(path)],
+            capture_output=True, check=True, text=True, cwd=Path(__file__).resolve().parents[2],
+        )
+    return Load(**json.loads(done.stdout))
+
+
+def _load_only(path: Path) -> dict[str, float]:
+    start, cpu = time.perf_counter(), time.process_time()
+    evaluator = load_evaluator(path)
+    wall_ms, cpu_ms = (time.perf_counter() - start) * 1000, (time.process_time() - cpu) * 1000
+    assert evaluator.rule_count > 0
+    return {"wall_ms": wall_ms, "cpu_ms": cpu_ms, "rss_mb": _rss_mb()}
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # pragma: no cover - not Linux
+
+
+def casbin_side(rules: Sequence[Rule]) -> Callable[[Attributes], bool] | None:
+    try:
+        from tests.bench.casbin_abac import CasbinABAC
+    except ImportError:
+        return None
+    return CasbinABAC(rules).allowed
+
+
+HEADER = (
+    f"{'rules':>8} {'load ms':>8} {'cpu ms':>7} {'RSS MB':>7} {'indexed p50 µs':>15} {'p99 µs':>8} "
+    f"{'linear p50 µs':>14} {'p99 µs':>9} {'ratio':>8} {'casbin p50 µs':>14} {'p99 µs':>9} {'ratio':>9} "
+    f"{'agree':>6}"
+)
+
+
+def run(sizes: Sequence[int], requests: int, with_casbin: bool = True) -> list[str]:
+    rows = [HEADER]
+    casbin_missing = False
     for n in sizes:
-        text = policy_text(n).encode()
-        start = time.perf_counter()
-        evaluator = Evaluator(parse_policy(text, "bench.jsonl"))
-        load_ms = (time.perf_counter() - start) * 1000
+        text = policy_text(n)
+        load = load_in_fresh_process(text)
+        evaluator = Evaluator(parse_policy(text.encode(), "bench.jsonl"))
         mix = request_mix(evaluator.policy, requests)
         rules = evaluator.policy.rules
         agree = all(evaluator.first_match(a) == linear_first_match(rules, a) for a in mix[:200])
-        linear_budget = max(1, min(len(mix), 2_000_000 // max(n, 1)))  # keep the baseline's run short
+        linear_budget = max(1, min(len(mix), 2_000_000 // max(n, 1)))  # keep the baselines' runs short
         indexed = measure(evaluator.first_match, mix, rounds=5)
         linear = measure(functools.partial(linear_first_match, rules), mix[:linear_budget], rounds=1)
-        ratio = linear.median_us / indexed.median_us if indexed.median_us else float("inf")
+        casbin_cells = f"{'-':>14} {'-':>9} {'-':>9}"
+        casbin = casbin_side(rules) if with_casbin else None
+        if casbin is None:
+            casbin_missing = with_casbin
+        else:
+            sample = mix[: max(8, min(len(mix), 200_000 // max(n, 1)))]
+            agree = agree and all(casbin(a) == (evaluator.first_match(a) is not None) for a in sample)
+            timing = measure(casbin, sample, rounds=1)
+            casbin_cells = f"{timing.median_us:>14.1f} {timing.p99_us:>9.1f} {_ratio(timing, indexed):>9}"
         rows.append(
-            f"{n:>8} {load_ms:>8.1f} {indexed.median_us:>15.2f} {indexed.p99_us:>8.2f} "
-            f"{linear.median_us:>14.2f} {linear.p99_us:>9.2f} {ratio:>7.0f}x {agree!s:>6}"
+            f"{n:>8} {load.wall_ms:>8.0f} {load.cpu_ms:>7.0f} {load.rss_mb:>7.1f} {indexed.median_us:>15.2f} "
+            f"{indexed.p99_us:>8.2f} {linear.median_us:>14.2f} {linear.p99_us:>9.2f} "
+            f"{_ratio(linear, indexed):>8} {casbin_cells} {agree!s:>6}"
         )
+    if casbin_missing:
+        rows.append("casbin: not installed (pip install -e '.[bench]'); its columns are left out")
     return rows
 
 
+def _ratio(baseline: Timing, indexed: Timing) -> str:
+    return f"{baseline.median_us / indexed.median_us:.0f}x" if indexed.median_us else "inf"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 1_000, 10_000])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 1_000, 10_000, 100_000])
     parser.add_argument("--requests", type=int, default=4_000)
+    parser.add_argument("--no-casbin", action="store_true", help="leave pycasbin out")
+    parser.add_argument("--load-only", type=Path, help=argparse.SUPPRESS)  # the fresh load process
     args = parser.parse_args(argv)
-    for row in run(args.sizes, args.requests):
+    if args.load_only:
+        print(json.dumps(_load_only(args.load_only)))
+        return
+    for row in run(args.sizes, args.requests, with_casbin=not args.no_casbin):
         print(row)
 
 

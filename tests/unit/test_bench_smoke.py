@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.bench import bench_abac
 
 
 def test_abac_bench_runs_and_both_sides_agree() -> None:
-    rows = bench_abac.run(sizes=[10, 200], requests=40)
+    rows = bench_abac.run(sizes=[10, 200], requests=40, with_casbin=False)
     assert rows[0].split()[0] == "rules"
     assert [row.split()[0] for row in rows[1:]] == ["10", "200"]
     assert all(row.split()[-1] == "True" for row in rows[1:])  # indexed == linear on every request
+
+
+def test_abac_bench_casbin_agrees_with_the_evaluator() -> None:
+    pytest.importorskip("casbin")
+    rows = bench_abac.run(sizes=[10, 300], requests=40)
+    assert all(row.split()[-1] == "True" for row in rows[1:])  # indexed == linear == casbin
+    assert all("x" in row.split()[-2] for row in rows[1:])  # the casbin ratio column is filled
+
+
+def test_http_bench_runs_every_endpoint_without_errors() -> None:
+    from tests.bench import bench_http
+
+    rows = bench_http.run(bench_http.parse_args(["--smoke"]))
+    cells = [row.split() for row in rows[1:]]
+    assert sorted({c[0] for c in cells}) == ["/admit", "/authorize", "empty", "fastapi-empty"]
+    assert all(c[-1] == "0" and c[-2] == "0" for c in cells)  # no connection errors, every answer 2xx
 
 
 def test_lint_bench_runs() -> None:
