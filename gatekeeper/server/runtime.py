@@ -43,12 +43,17 @@ class Runtime:
                 "basic-auth file", [basic_file], lambda: load_basic_auth_file(basic_file)
             )
             self.watched.append(self.basic_auth)
-        self.x509 = X509Authenticator.from_file(settings.client_ca_file) if settings.client_ca_file else None
+        # The client CA reloads too: the TLS layer picks a new one up for new handshakes (server/tls.py).
+        ca_file = settings.client_ca_file
+        self.x509: Watched[X509Authenticator] | None = None
+        if ca_file is not None:
+            self.x509 = Watched("client CA", [ca_file], lambda: X509Authenticator.from_file(ca_file))
+            self.watched.append(self.x509)
 
     def authenticator(self) -> RequestAuthenticator:
         """The authentication methods in force now (the current version of each file)."""
         return RequestAuthenticator(
-            x509=self.x509,
+            x509=self.x509.current if self.x509 else None,
             tokens=self.tokens.current if self.tokens else None,
             basic=self.basic_auth.current if self.basic_auth else None,
             anonymous=self.settings.anonymous_auth,

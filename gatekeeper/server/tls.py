@@ -5,15 +5,29 @@ use a token or basic auth. A certificate that is presented must verify against t
 or OpenSSL ends the handshake. Python's server context already refuses anything older than
 TLS 1.2 and disables compression. The HTTP protocol class (server/protocol.py) hands the verified
 certificate to the app, which verifies it again (authn/x509.py) before it names anyone.
+
+Rotation without a restart: the listening socket's context has an SNI callback (OpenSSL calls it
+for every handshake, with or without SNI) that hands the handshake the current context. When the
+certificate, key or client CA file has changed, the callback first builds a new context from
+them; if that fails (a key that does not match its certificate, a half-written file) the old one
+stays in force and the error is logged. A connection keeps the context it was made with, so
+connections in flight finish undisturbed; only new handshakes see the new certificate and CA.
 """
 
 from __future__ import annotations
 
+import logging
 import ssl
+import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from gatekeeper.config import Settings
 from gatekeeper.server.protocol import TLSProtocol
+from gatekeeper.server.reload import stamp_of
+
+log = logging.getLogger("gatekeeper.tls")
 
 
 def uvicorn_tls_options(settings: Settings) -> dict[str, Any]:
@@ -21,6 +35,7 @@ def uvicorn_tls_options(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {
         "ssl_certfile": str(settings.tls_cert_file),
         "ssl_keyfile": str(settings.tls_private_key_file),
+        "ssl_context_factory": rotating_context,
         "http": TLSProtocol,
     }
     if settings.client_ca_file:
@@ -28,3 +43,42 @@ def uvicorn_tls_options(settings: Settings) -> dict[str, Any]:
         options["ssl_ca_certs"] = str(settings.client_ca_file)
         options["ssl_cert_reqs"] = ssl.CERT_OPTIONAL
     return options
+
+
+def rotating_context(config: Any, build: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    """uvicorn's ssl_context_factory (module level, so worker processes can unpickle it)."""
+    paths = [Path(p) for p in (config.ssl_certfile, config.ssl_keyfile, config.ssl_ca_certs) if p]
+    return RotatingContext(paths, build).listening
+
+
+class RotatingContext:
+    """The context of the listening socket, which hands each handshake the current one."""
+
+    def __init__(self, paths: list[Path], build: Callable[[], ssl.SSLContext]) -> None:
+        self.paths = paths
+        self._build = build
+        self._lock = threading.Lock()
+        self._stamp = stamp_of(paths)
+        self.current = build()
+        self.listening = build()
+        self.listening.sni_callback = self._select
+
+    def _select(self, ssl_object: ssl.SSLObject, _server_name: str | None, _context: ssl.SSLContext) -> None:
+        self._refresh()
+        ssl_object.context = self.current
+        return None
+
+    def _refresh(self) -> None:
+        stamp = stamp_of(self.paths)
+        if stamp == self._stamp:
+            return
+        with self._lock:
+            if stamp == self._stamp:
+                return
+            self._stamp = stamp
+            try:
+                self.current = self._build()
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                log.error("new TLS files refused, keeping the certificate and client CA in force: %s", exc)
+                return
+        log.info("TLS certificate, key and client CA reloaded from %s", ", ".join(map(str, self.paths)))
