@@ -5,12 +5,14 @@ Keys under the store prefix (`/gatekeeper/` by default):
   quota/requests/<uid>      JSON {"fingerprint": ..., "namespace": ...}, on a lease that expires it
                             after REMEMBER_REQUESTS_SECONDS (plus up to LEASE_REUSE_SECONDS)
 
-`apply` reads both keys, asks `change`, and writes the new usage and the uid in one transaction that
-only succeeds if the usage key's mod_revision is still the one read and the uid key still does not
-exist; otherwise the transaction's failure branch returns both keys as they are now, and `apply`
-decides again. So two requests (in any replicas) never both take the last unit, and a uid is charged
-once: a retry whose first delivery did commit finds its own uid and is REPLAYED. Requests of one
-process for one namespace take turns (a lock), so conflicts only come from other processes.
+`apply` takes the namespace's usage as last seen, asks `change`, and writes the new usage and the uid
+in one transaction that only succeeds if the usage key's mod_revision is still the one seen and the
+uid key still does not exist; otherwise the transaction's failure branch returns both keys as they
+are now, and `apply` decides again. So two requests (in any replicas) never both take the last unit,
+and a uid is charged once: a retry whose first delivery did commit finds its own uid and is
+REPLAYED. "Last seen" is this process's own last write when it has one (so an uncontended charge is
+one round trip); a refusal is only ever decided on a fresh read. Requests of one process for one
+namespace take turns (a lock), so conflicts only come from other processes.
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ from gatekeeper.store.base import StoreError
 from gatekeeper.store.etcd_client import (
     EtcdClient,
     KeyValue,
-    TxnResult,
     absent,
     key_values,
     mod_revision_is,
@@ -67,6 +68,9 @@ class EtcdLedger:
         self._stripes = [threading.Lock() for _ in range(LOCK_STRIPES)]
         self._lease_lock = threading.Lock()
         self._lease: tuple[int, float] | None = None  # (id, granted at)
+        # namespace -> its usage as this process last wrote it: the next charge tries its
+        # compare-and-swap on it straight away, and reads only when another replica got there first
+        self._known: dict[str, Snapshot] = {}
 
     def usage(self, namespace: str, seeds: Mapping[str, Used]) -> NamespaceUsage:
         kv = self._client.get(self._usage_key(namespace))
@@ -75,29 +79,52 @@ class EtcdLedger:
     def apply(
         self, namespace: str, request: RequestKey, seeds: Mapping[str, Used], change: Change
     ) -> Outcome:
-        usage_key, request_key = self._usage_key(namespace), self._request_key(request.uid)
-        reads = [range_op(usage_key), range_op(request_key)]
+        keys = (self._usage_key(namespace), self._request_key(request.uid))
         remembered = orjson.dumps({"fingerprint": request.fingerprint, "namespace": namespace})
         with self._stripe(namespace):
-            result = self._client.txn([], reads)
+            seen = self._known.get(namespace)
+            fresh = seen is None
+            if seen is None:
+                seen = self._read(namespace, keys)
             for _ in range(MAX_ATTEMPTS):
-                seen = _snapshot(result.responses, namespace)
                 if seen.fingerprint is not None:
                     return replay(request, seen.fingerprint)
                 after = change(current(seen.rows, seeds))
-                if isinstance(after, Refused):
+                if isinstance(after, Refused) and fresh:
                     return Outcome(Applied.REFUSED, after.message)
-                compare = [mod_revision_is(usage_key, seen.usage_revision), absent(request_key)]
-                new_usage = put_op(usage_key, _json({**seen.rows, **after}))
-                writes = [new_usage, put_op(request_key, remembered, self._lease_id())]
-                try:
-                    result = self._client.txn(compare, writes, reads)  # on failure: both keys as they are now
-                except StoreError as exc:
-                    result = self._after_lost_lease(exc, reads)
+                if isinstance(after, Refused):  # refuse only on what etcd holds now, never on a memory
+                    seen, fresh = self._read(namespace, keys), True
                     continue
-                if result.succeeded:
+                written, seen = self._write(namespace, keys, seen, {**seen.rows, **after}, remembered)
+                if written:
                     return Outcome(Applied.CHANGED)
+                fresh = True
         raise _kept_changing(namespace)
+
+    def _read(self, namespace: str, keys: tuple[bytes, bytes]) -> Snapshot:
+        return _snapshot(self._client.txn([], [range_op(key) for key in keys]).responses, namespace)
+
+    def _write(
+        self, namespace: str, keys: tuple[bytes, bytes], seen: Snapshot,
+        rows: dict[str, Used], remembered: bytes,
+    ) -> tuple[bool, Snapshot]:
+        """Compare-and-swap: (True, what was written), or (False, both keys as they are now)."""
+        usage_key, request_key = keys
+        compare = [mod_revision_is(usage_key, seen.usage_revision), absent(request_key)]
+        try:
+            writes = [put_op(usage_key, _json(rows)), put_op(request_key, remembered, self._lease_id())]
+            result = self._client.txn(compare, writes, [range_op(key) for key in keys])
+        except StoreError as exc:
+            if "lease not found" not in str(exc):
+                raise
+            with self._lease_lock:  # etcd forgot the lease (restored from a backup, revoked by hand)
+                self._lease = None
+            return False, self._read(namespace, keys)
+        if not result.succeeded:
+            return False, _snapshot(result.responses, namespace)
+        written = Snapshot(rows, result.revision, None)  # every write of a txn gets its revision
+        self._known[namespace] = written
+        return True, written
 
     def reconcile(self, usage: Mapping[tuple[str, str], Used]) -> None:
         by_namespace: dict[str, dict[str, Used]] = {}
@@ -119,14 +146,6 @@ class EtcdLedger:
                 if self._client.txn([mod_revision_is(key, revision)], [put_op(key, _json(rows))]).succeeded:
                     return
         raise _kept_changing(namespace)
-
-    def _after_lost_lease(self, exc: StoreError, reads: list[dict[str, object]]) -> TxnResult:
-        """etcd forgot the lease (restored from a backup, revoked by hand): grant a new one, read again."""
-        if "lease not found" not in str(exc):
-            raise exc
-        with self._lease_lock:
-            self._lease = None
-        return self._client.txn([], reads)
 
     def _lease_id(self) -> int:
         """One lease per process per hour for the request uids: a lease per charge would double the writes."""

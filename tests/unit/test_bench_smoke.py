@@ -30,6 +30,15 @@ def test_http_bench_runs_every_endpoint_without_errors() -> None:
     assert all(c[-1] == "0" and c[-2] == "0" for c in cells)  # no connection errors, every answer 2xx
 
 
+def test_store_bench_runs_on_every_store() -> None:
+    from tests.bench import bench_store
+    from tests.support.etcd import require_etcd
+
+    require_etcd()  # skips without etcd (fails under CI, which installs it)
+    rows = bench_store.run(requests=10, concurrency=2)
+    assert [" ".join(row.split()[:2]) for row in rows[1:]] == ["sqlite 10", "etcd, 1", "etcd, 3"]
+
+
 def test_lint_bench_runs() -> None:
     from tests.bench import bench_lint
 

@@ -134,3 +134,30 @@ def test_etcd_urls() -> None:
     for bad in ("etcd://", "etcd://host", "etcd://host:port", "etcd://a:1,,b:2", "etcd://h:70000"):
         with pytest.raises(StoreURLError, match="HOST:PORT"):
             open_store(bad)
+
+
+def pods_change(delta: int, limit: int = 2) -> Any:
+    def change(usage: NamespaceUsage) -> NamespaceUsage | Refused:
+        pods = int(usage["compute"].get("pods", "0")) + delta
+        return Refused(f"full at {pods - delta}") if pods > limit else {"compute": {"pods": str(pods)}}
+
+    return change
+
+
+def test_two_stores_charging_in_turn_never_decide_on_an_old_memory() -> None:
+    """Each ledger first tries its compare-and-swap on its own last write; another store's charge or
+    release in between must make it read again, and it only refuses on what etcd holds now."""
+    prefix, seeds = fresh_prefix(), {"compute": {}}
+    with etcd_store(prefix=prefix) as a, etcd_store(prefix=prefix) as b:
+        first, second = a.quota_ledger, b.quota_ledger
+        assert first.apply("ns", RequestKey("1"), seeds, pods_change(+1)).applied is Applied.CHANGED
+        assert first.apply("ns", RequestKey("2"), seeds, pods_change(+1)).applied is Applied.CHANGED
+        assert second.apply("ns", RequestKey("3"), seeds, pods_change(+1)).applied is Applied.REFUSED
+        assert second.apply("ns", RequestKey("4"), seeds, pods_change(-1)).applied is Applied.CHANGED
+        # first remembers "2 of 2 used"; etcd holds 1: the charge must go through
+        assert first.apply("ns", RequestKey("5"), seeds, pods_change(+1)).applied is Applied.CHANGED
+        # second remembers 1; etcd holds 2 again: its swap fails, it reads, and refuses
+        outcome = second.apply("ns", RequestKey("6"), seeds, pods_change(+1))
+        assert (outcome.applied, outcome.message) == (Applied.REFUSED, "full at 2")
+        assert second.apply("ns", RequestKey("1"), seeds, pods_change(+1)).applied is Applied.REPLAYED
+        assert first.usage("ns", seeds) == second.usage("ns", seeds) == {"compute": {"pods": "2"}}
