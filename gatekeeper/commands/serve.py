@@ -168,6 +168,7 @@ def _serve(settings: Settings) -> int:
         workers=settings.workers,
         log_level=settings.log_level,
         access_log=False,
+        proxy_headers=False,  # callers connect directly; no X-Forwarded-For may rename the client
         log_config=logs.log_config(settings.log_format, settings.log_level),
         **uvicorn_tls_options(settings),
     )

@@ -1,18 +1,21 @@
-"""The webhook endpoints without FastAPI's routing and dependency injection on their path.
+"""The webhook endpoints without FastAPI's machinery on their path.
 
 Every API request of a cluster passes through /authorize or the admission webhooks, so their
-per-request overhead is the product. `DirectRoutes` is pure ASGI middleware that sends a POST to
-one of those paths straight to its handler function: it authenticates and authorizes the caller
-(`require_caller`, exactly as the dependency does), calls the handler, and renders an HTTPError
-as the same Status response the app's error handler would. Everything else (other methods,
-other paths, unexpected exceptions) goes on to the FastAPI app, whose routes for these paths
-stay registered, so 404/405/500 answers are the app's own.
+per-request overhead is the product. A POST to one of those paths skips FastAPI entirely: its
+middleware stack (which, in current FastAPI, also checks for telemetry on every request), its
+router and its dependency injection. `WebhookApp.fast_path` (set up by create_app as
+Observe(DirectRoutes())) authenticates and authorizes the caller with `require_caller`, exactly as
+the dependency does, calls the same handler function the FastAPI route calls, and renders an
+HTTPError as the same Status response the app's error handler would. Every other request (other
+methods, other paths) is FastAPI's, and the routes for these paths stay registered there too.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 
+from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -20,7 +23,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gatekeeper.authn.user import UserInfo
 from gatekeeper.server import admission, authenticate, authorize
 from gatekeeper.server.caller import require_caller
-from gatekeeper.server.responses import HTTPError
+from gatekeeper.server.responses import HTTPError, JSONResponse, status_body
+
+log = logging.getLogger("gatekeeper.server")
 
 Handler = Callable[[Request, UserInfo], Awaitable[Response]]
 
@@ -33,21 +38,36 @@ WEBHOOKS: Mapping[str, Handler] = {
 }
 
 
-class DirectRoutes:
-    """Serves POST to the webhook paths by calling their handlers directly."""
+class WebhookApp(FastAPI):
+    """FastAPI, except that a POST to a webhook path goes to `fast_path` when one is set."""
 
-    def __init__(self, app: ASGIApp, routes: Mapping[str, Handler] = WEBHOOKS) -> None:
-        self.app = app
+    fast_path: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast_path
+        if fast is not None and scope["type"] == "http" and scope["method"] == "POST" and (
+            scope["path"] in WEBHOOKS
+        ):
+            scope["app"] = self  # what request.app reads, as Starlette would set it
+            await fast(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+class DirectRoutes:
+    """Serves the webhook paths by calling their handlers with the authorized caller."""
+
+    def __init__(self, routes: Mapping[str, Handler] = WEBHOOKS) -> None:
         self.routes = dict(routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler = self.routes.get(scope["path"]) if scope["type"] == "http" else None
-        if handler is None or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
         request = Request(scope, receive)
         try:
-            response = await handler(request, await require_caller(request))
+            response = await self.routes[scope["path"]](request, await require_caller(request))
         except HTTPError as exc:
             response = exc.response()
+        except Exception:
+            log.exception("unexpected error while handling a request")
+            body = status_body(500, "InternalError", "internal error; see the server log")
+            response = JSONResponse(body, 500)
         await response(scope, receive, send)

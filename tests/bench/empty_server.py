@@ -65,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         workers=args.workers,
         log_level="warning",
         access_log=False,
+        proxy_headers=False,  # as gatekeeper serve
         **uvicorn_tls_options(settings_for(args.cert_dir)),
     )
 
