@@ -80,6 +80,9 @@ def revision_of(response: dict[str, Any]) -> int:
 
 def _session(options: EtcdOptions) -> requests.Session:
     session = requests.Session()
+    # REQUESTS_CA_BUNDLE and the like would override session.verify (requests' own precedence), and
+    # etcd is reached directly, never through an HTTP proxy from the environment
+    session.trust_env = False
     session.mount("http://", HTTPAdapter(pool_maxsize=POOL_SIZE))
     session.mount("https://", HTTPAdapter(pool_maxsize=POOL_SIZE))
     if options.cafile:

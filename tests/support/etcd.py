@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import datetime as dt
+import ipaddress
 import os
 import shutil
+import ssl
 import subprocess
 import tempfile
 import time
@@ -20,7 +23,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from gatekeeper import pki
 from gatekeeper.store.etcd import EtcdStore
 from gatekeeper.store.etcd_options import EtcdOptions
 from tests.support.server import free_port
@@ -38,6 +45,53 @@ def require_etcd() -> str:
     return binary
 
 
+@dataclass(frozen=True)
+class TLS:
+    """Serving certificate of the members, and the client certificate gatekeeper presents (dev CA)."""
+
+    ca: Path
+    server: pki.KeyPair
+    client: pki.KeyPair
+
+    @classmethod
+    def make(cls, directory: Path) -> TLS:
+        ca, _ = pki.ensure_dev_pki(directory)
+        server = pki.write(_member_certificate(pki.load(ca)), directory, "etcd-member")
+        return cls(ca.cert, server, pki.ensure_dev_client(directory, "gatekeeper"))
+
+    def flags(self) -> list[str]:
+        return ["--cert-file", str(self.server.cert), "--key-file", str(self.server.key),
+                "--client-cert-auth", "--trusted-ca-file", str(self.ca)]
+
+    def http(self) -> httpx.Client:
+        context = ssl.create_default_context(cafile=str(self.ca))
+        context.load_cert_chain(str(self.client.cert), str(self.client.key))
+        return httpx.Client(verify=context, timeout=2)
+
+
+def _member_certificate(ca: pki.Issued) -> pki.Issued:
+    """etcd's own gateway dials the member with the member's certificate, so it needs client auth too."""
+    key = pki.new_key()
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "etcd-member")]))
+        .issuer_name(ca.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            critical=False,
+        )
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                       critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    return pki.Issued(certificate, key)
+
+
 @dataclass
 class Member:
     name: str
@@ -46,16 +100,24 @@ class Member:
     data_dir: Path
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    tls: TLS | None = None
 
     @property
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.client_port}"
 
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.endpoint}"
+
+    def post(self, path: str, body: dict[str, str]) -> httpx.Response:
+        with self.tls.http() if self.tls else httpx.Client(timeout=2) as client:
+            return client.post(self.url + path, json=body)
+
     def status(self) -> dict[str, str] | None:
         """This member's /v3/maintenance/status header and leader, or None if it does not answer."""
         try:
-            response = httpx.post(f"http://{self.endpoint}/v3/maintenance/status", json={}, timeout=1)
-            body = response.json()
+            body = self.post("/v3/maintenance/status", {}).json()
             return {"member": body["header"]["member_id"], "leader": body.get("leader", "")}
         except (httpx.HTTPError, ValueError, KeyError):
             return None
@@ -79,12 +141,12 @@ class Cluster:
     def start(self, member: Member) -> None:
         command = [
             self.binary, "--name", member.name, "--data-dir", str(member.data_dir),
-            "--listen-client-urls", f"http://{member.endpoint}",
-            "--advertise-client-urls", f"http://{member.endpoint}",
+            "--listen-client-urls", member.url, "--advertise-client-urls", member.url,
             "--listen-peer-urls", f"http://127.0.0.1:{member.peer_port}",
             "--initial-advertise-peer-urls", f"http://127.0.0.1:{member.peer_port}",
             "--initial-cluster", self.initial_cluster(), "--initial-cluster-token", self.token,
             "--initial-cluster-state", "new", "--logger", "zap", "--log-level", "warn",
+            *(member.tls.flags() if member.tls else []),
         ]
         with open(member.log_path, "ab") as log:
             member.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -135,26 +197,28 @@ class Cluster:
 def _serves(member: Member) -> bool:
     """A linearizable read answers (a leader exists and this member can reach it)."""
     try:
-        response = httpx.post(f"http://{member.endpoint}/v3/kv/range", json={"key": "AA=="}, timeout=2)
-        return response.status_code == 200
+        return member.post("/v3/kv/range", {"key": "AA=="}).status_code == 200
     except httpx.HTTPError:
         return False
 
 
-def make_cluster(workdir: Path, size: int = 1) -> Cluster:
-    """A cluster of `size` members on free ports, not started."""
+def make_cluster(workdir: Path, size: int = 1, tls: bool = False) -> Cluster:
+    """A cluster of `size` members on free ports, not started; with `tls`, clients must present a
+    certificate of the dev CA under workdir/pki (peers still talk plain HTTP)."""
     binary = require_etcd()
     workdir.mkdir(parents=True, exist_ok=True)
+    certificates = TLS.make(workdir / "pki") if tls else None
     members = [
-        Member(f"m{i}", free_port(), free_port(), workdir / f"etcd-m{i}", workdir / f"etcd-m{i}.log")
+        Member(f"m{i}", free_port(), free_port(), workdir / f"etcd-m{i}", workdir / f"etcd-m{i}.log",
+               tls=certificates)
         for i in range(size)
     ]
     return Cluster(members, binary, token=f"gk-{os.getpid()}-{time.monotonic_ns()}")
 
 
 @contextlib.contextmanager
-def running_cluster(workdir: Path, size: int = 1) -> Iterator[Cluster]:
-    cluster = make_cluster(workdir, size)
+def running_cluster(workdir: Path, size: int = 1, tls: bool = False) -> Iterator[Cluster]:
+    cluster = make_cluster(workdir, size, tls)
     try:
         cluster.start_all()
         yield cluster
