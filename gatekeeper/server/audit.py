@@ -1,30 +1,29 @@
 """The audit log: one JSON line per decision, written off the event loop, rotated by size.
 
-A request only serializes its entry and puts the bytes on a queue; one writer thread appends
-them to the file through logging's RotatingFileHandler (kube-apiserver's --audit-log-maxsize in
-megabytes, --audit-log-maxbackup files kept). Entries are built by server/observe.py from
-attributes only: no token, password, object body or `extra` value ever reaches this module.
+A request only serializes its entry and puts the bytes on a queue. One writer thread takes
+whatever has queued up, appends it with one write and one flush, and rotates the file when the
+next line would pass the size limit (kube-apiserver's --audit-log-maxsize in megabytes):
+PATH becomes PATH.1, PATH.1 becomes PATH.2, and so on up to --audit-log-maxbackup files (0
+keeps none). Entries are built by server/observe.py from attributes only: no token, password,
+object body or `extra` value ever reaches this module.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import logging.handlers
 import os
 import queue
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
+log = logging.getLogger("gatekeeper.audit")
+
 MEGABYTE = 1024 * 1024
 _STOP = b""
-
-
-class _LineFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return str(record.msg)
 
 
 class AuditLog:
@@ -32,31 +31,59 @@ class AuditLog:
         """max_bytes 0: never rotate."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=max_bytes, backupCount=max_backups, encoding="utf-8"
-        )
-        self._handler.setFormatter(_LineFormatter())
+        self.max_bytes = max_bytes
+        self.max_backups = max_backups
+        self._file: BinaryIO = open(path, "ab")  # noqa: SIM115 - open for the life of the log
+        self._size = self._file.tell()
         self._queue: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._drain, name="audit-log", daemon=True)
         self._thread.start()
 
     def write(self, entry: dict[str, Any]) -> None:
         """Queue one entry; cheap enough for the event loop."""
-        self._queue.put(orjson.dumps(entry))
+        self._queue.put(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
 
     def close(self) -> None:
         """Write everything queued, then close the file."""
         self._queue.put(_STOP)
         self._thread.join(timeout=10)
-        self._handler.close()
 
     def _drain(self) -> None:
-        while True:
-            line = self._queue.get()
-            if line == _STOP:
-                return
-            record = logging.makeLogRecord({"msg": line.decode("utf-8")})
-            self._handler.emit(record)
+        stopping = False
+        while not stopping:
+            batch = [self._queue.get()]
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < 10_000:
+                    batch.append(self._queue.get_nowait())
+            stopping = _STOP in batch
+            try:
+                self._append([line for line in batch if line != _STOP])
+            except OSError as exc:  # a full disk must not stop the server; the log says so
+                log.error("audit log %s: cannot write %d entries: %s", self.path, len(batch), exc)
+        self._file.close()
+
+    def _append(self, lines: list[bytes]) -> None:
+        chunk: list[bytes] = []
+        for line in lines:
+            if self.max_bytes and self._size and self._size + len(line) > self.max_bytes:
+                self._file.write(b"".join(chunk))
+                chunk = []
+                self._rotate()
+            chunk.append(line)
+            self._size += len(line)
+        self._file.write(b"".join(chunk))
+        self._file.flush()
+
+    def _rotate(self) -> None:
+        self._file.close()
+        for index in range(self.max_backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{index}")
+            if older.exists():
+                os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
+        if self.max_backups:
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        self._file = open(self.path, "wb")  # noqa: SIM115
+        self._size = 0
 
 
 def open_audit_log(path: Path | None, max_megabytes: int, max_backups: int, workers: int) -> AuditLog | None:
