@@ -16,6 +16,7 @@ sign, leading zeros or a decimal point ("+1", "0100m", "1.100", "1.Ki", "1E3" pr
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from fractions import Fraction
 from functools import total_ordering
@@ -197,6 +198,14 @@ def parse_quantity(text: str) -> Quantity:
     """Parse a quantity string exactly as Kubernetes' ParseQuantity does, or raise QuantityError."""
     if not isinstance(text, str):
         raise QuantityError(f"quantity {text!r}: expected a string, got {type(text).__name__}")
+    return _parse_text(text)
+
+
+# An admission request parses the same few dozen quantities again and again (its containers', the
+# namespace's LimitRange and quotas), and a Quantity is immutable: remember the recent ones. Bounded,
+# since the texts come from requests; a text that fails is not remembered and fails again.
+@functools.lru_cache(maxsize=4096)
+def _parse_text(text: str) -> Quantity:
     if len(text) > MAX_TEXT_LENGTH:
         raise QuantityError(f"quantity {text[:32]!r}...: longer than {MAX_TEXT_LENGTH} characters")
     match = _QUANTITY_RE.fullmatch(text)
