@@ -13,7 +13,8 @@ on keep-alive connections:
 
 - saturation: closed loop on `--connections` connections; req/s, latency, and the ratio to the
   empty endpoint's req/s in the same round (the median over `--rounds` rounds is printed);
-- fixed rates (open loop, `--rates`): p50/p95/p99 from each request's due time.
+- fixed rates (open loop, `--rates`, and `--admit-rates` for /admit): p50/p95/p99 from each
+  request's due time.
 
 No assertion on time: the numbers are printed.
 """
@@ -209,7 +210,7 @@ def measure_all(w: Workdir, args: argparse.Namespace) -> dict[tuple[str, str], l
                     result = load(w, port, path, bodies, args)
                     results.setdefault((endpoint, "saturation"), []).append(result)
                     if len(results[(endpoint, "saturation")]) == args.rounds:
-                        for rate in args.rates:
+                        for rate in args.admit_rates if endpoint == "/admit" else args.rates:
                             results[(endpoint, f"{rate:g}/s")] = [load(w, port, path, bodies, args, rate)]
     return results
 
@@ -251,12 +252,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=1, help="saturation rounds (median reported)")
     parser.add_argument("--rates", type=float, nargs="*", default=[500, 1000, 2000])
+    parser.add_argument("--admit-rates", type=float, nargs="*", default=[500, 1000])
     parser.add_argument("--rules", type=int, default=10_000, help="ABAC policy lines")
     parser.add_argument("--smoke", action="store_true", help="tiny: 1 worker, 0.5 s, 4 connections")
     args = parser.parse_args(argv)
     if args.smoke:
         args.workers, args.connections, args.processes = 1, 4, 1
-        args.duration, args.rounds, args.rates, args.rules = 0.5, 1, [50], 50
+        args.duration, args.rounds, args.rates, args.admit_rates, args.rules = 0.5, 1, [50], [50], 50
     return args
 
 
