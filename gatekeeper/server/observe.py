@@ -12,6 +12,7 @@ The audit entry holds attributes only: never a token, a password, an object body
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
@@ -66,7 +67,7 @@ def admission(request: Request, review: AdmissionRequest, outcome: Outcome) -> N
     })
 
 
-def _decided(request: Request, label: str, details: Any) -> None:
+def _decided(request: Request, label: str, details: Callable[[], dict[str, Any]]) -> None:
     request.scope[DECISION_KEY] = label
     audit = request.app.state.audit
     if audit is None:
