@@ -10,7 +10,7 @@ from gatekeeper.store.etcd_options import EtcdOptions
 from gatekeeper.store.memory import MemoryStore
 
 EXPECTED = (
-    "expected memory://, sqlite:///PATH (sqlite:////abs/path for an absolute path) "
+    "expected memory:// or sqlite:///PATH (sqlite:////abs/path for an absolute path), "
     "or etcd://HOST:PORT[,HOST:PORT...]"
 )
 
