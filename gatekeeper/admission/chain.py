@@ -68,6 +68,7 @@ class Chain:
                     name = plugin.name
                     _collect(warnings, plugin.validate(request, request.object, store))
             if not request.dry_run:
+                name = ""  # not a plugin: recording the admitted object in the store
                 stream.record(request, request.object, store)
         except AdmissionDenied as denied:
             return Outcome(denied=denied, warnings=tuple(warnings), object=request.object, plugin=name)
@@ -92,8 +93,9 @@ class Chain:
 def _malformed(plugin: str, exc: Exception) -> AdmissionDenied:
     frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
     where = f"{frame.filename}:{frame.lineno}" if frame else "?"
-    log.error("admission plugin %s could not read the object: %s at %s", plugin, type(exc).__name__, where)
-    return bad_request(f"the object is malformed: admission plugin {plugin or '?'} could not read it")
+    reader = f"admission plugin {plugin}" if plugin else "admission (recording the object)"
+    log.error("%s could not read the object: %s at %s", reader, type(exc).__name__, where)
+    return bad_request(f"the object is malformed: {reader} could not read it")
 
 
 def _collect(into: list[str], warnings: Warnings) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 
+from gatekeeper.admission.errors import bad_request
 from gatekeeper.admission.request import CREATE, DELETE, UPDATE, AdmissionRequest, JSONObject
 from gatekeeper.store.base import NAMESPACES, Store, key_of
 
@@ -60,11 +61,15 @@ def _normalized(request: AdmissionRequest, obj: JSONObject) -> JSONObject:
     stored.setdefault("apiVersion", "v1")
     stored["kind"] = TRACKED[resource]
     metadata = stored.setdefault("metadata", {})
+    if not isinstance(metadata, dict):
+        raise bad_request("metadata: expected an object")
     if request.name and not metadata.get("name"):
         metadata["name"] = request.name
     if resource == NAMESPACES:
         metadata.pop("namespace", None)
         status = stored.setdefault("status", {})
+        if not isinstance(status, dict):
+            raise bad_request("status: expected an object")
         status.setdefault("phase", "Active")
     elif request.namespace:
         metadata["namespace"] = request.namespace

@@ -122,9 +122,12 @@ def _prefixed_pod_resource(name: str) -> bool:
 
 def counts_compute(pod: JSONObject) -> bool:
     """QuotaV1Pod: not terminal, and not stuck terminating past its grace period."""
-    if (pod.get("status") or {}).get("phase") in TERMINAL_PHASES:
+    status = pod.get("status")
+    if isinstance(status, dict) and status.get("phase") in TERMINAL_PHASES:
         return False
     metadata = pod.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise QuotaError("metadata: expected an object")
     deleted, grace = metadata.get("deletionTimestamp"), metadata.get("deletionGracePeriodSeconds")
     if deleted is None or not isinstance(grace, int):
         return True
