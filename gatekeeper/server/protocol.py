@@ -20,6 +20,7 @@ there (the ASGI spec allows that); with 3.13+ the intermediates the client sent 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ssl
 from collections.abc import Mapping
@@ -151,13 +152,49 @@ class TLSH11Protocol(H11Protocol):
         self.app = _Extended(self.app, connection_extensions(transport, _certfile(self.config)))
 
 
+class CoalescingTransport:
+    """A transport whose writes within one event-loop turn leave as one write.
+
+    uvicorn writes a response's head and its body separately; over TLS each write is its own
+    TLS record, encryption call and send() system call. Joined, a small webhook answer costs one
+    of each. The joined bytes go out at the end of the current loop turn (call_soon), before any
+    new input is read; close() sends what is pending first. Everything else is the transport's.
+    """
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self._pending: list[bytes] = []
+        self._loop = asyncio.get_running_loop()
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(data)
+
+    def flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 if HttpToolsProtocol is not None:
 
     class TLSHttpToolsProtocol(HttpToolsProtocol):
         _tls_extensions: dict[str, Any] = _PLAIN
 
         def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
+            super().connection_made(CoalescingTransport(transport))  # type: ignore[arg-type]  # duck-typed
             self._tls_extensions = connection_extensions(transport, _certfile(self.config))
 
         def on_message_begin(self) -> None:
