@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +162,23 @@ def test_two_stores_charging_in_turn_never_decide_on_an_old_memory() -> None:
         assert (outcome.applied, outcome.message) == (Applied.REFUSED, "full at 2")
         assert second.apply("ns", RequestKey("1"), seeds, pods_change(+1)).applied is Applied.REPLAYED
         assert first.usage("ns", seeds) == second.usage("ns", seeds) == {"compute": {"pods": "2"}}
+
+
+def test_threads_charging_one_namespace_together_never_overshoot_nor_charge_a_uid_twice() -> None:
+    """32 threads, 60 uids each sent twice at once (a retry racing its original), 25 units: charges
+    that arrive together share a transaction, decided one after the other."""
+    uids = [f"uid-{i}" for i in range(60)] * 2
+    with etcd_store() as store:
+        ledger = store.quota_ledger
+
+        def charge(uid: str) -> tuple[str, Applied]:
+            outcome = ledger.apply("ns", RequestKey(uid), {"compute": {}}, pods_change(+1, limit=25))
+            return uid, outcome.applied
+
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            results = list(pool.map(charge, uids))
+        changed = [uid for uid, applied in results if applied is Applied.CHANGED]
+        assert len(changed) == len(set(changed)) == 25
+        assert ledger.usage("ns", {"compute": {}}) == {"compute": {"pods": "25"}}
+        replayed = {uid for uid, applied in results if applied is Applied.REPLAYED}
+        assert replayed <= set(changed)
