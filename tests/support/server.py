@@ -129,7 +129,7 @@ def _wait_ready(server: Server, timeout: float) -> None:
                 with server.client() as client:
                     if client.get("/healthz").status_code == 200:
                         return
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ssl.SSLError):  # ssl: ca.crt caught half written by serve
                 pass
         time.sleep(0.1)
     raise RuntimeError(f"gatekeeper serve did not become ready in {timeout}s:\n{server.log()}")
