@@ -16,6 +16,9 @@ on keep-alive connections:
 - fixed rates (open loop, `--rates`, and `--admit-rates` for /admit): p50/p95/p99 from each
   request's due time.
 
+`CPU µs/req` is the server's CPU time (all its processes, user + system, from /proc) divided by
+the requests answered: the cost of a request, which other load on the machine hardly changes.
+
 No assertion on time: the numbers are printed.
 """
 
@@ -131,9 +134,32 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time (user + system) of a process and all its descendants that are alive (Linux /proc)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(times.get(pid, 0.0) for pid in tree)
+
+
 @contextlib.contextmanager
-def serving(command: Sequence[str], port: int, workdir: Path, name: str) -> Iterator[None]:
-    """Run a server until the block ends; it must accept connections within 30 s."""
+def serving(command: Sequence[str], port: int, workdir: Path, name: str) -> Iterator[int]:
+    """Run a server until the block ends (yields its pid); it must accept connections within 30 s."""
     log = open(workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed below, after the process
     process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=ENV)
     try:
@@ -146,7 +172,7 @@ def serving(command: Sequence[str], port: int, workdir: Path, name: str) -> Iter
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not start")
             time.sleep(0.1)
-        yield
+        yield process.pid
     finally:
         process.terminate()
         try:
@@ -170,8 +196,10 @@ def server_commands(w: Workdir, port: int, workers: int) -> dict[str, list[str]]
             "gatekeeper": gatekeeper}
 
 
-def load(w: Workdir, port: int, path: str, bodies: str, args: argparse.Namespace,
-         rate: float | None = None, duration: float | None = None) -> dict[str, Any]:
+def load(
+    w: Workdir, port: int, path: str, bodies: str, args: argparse.Namespace,
+    rate: float | None = None, duration: float | None = None, server: int | None = None,
+) -> dict[str, Any]:
     command = [
         sys.executable, "-m", "tests.bench.loadgen", "--url", f"https://127.0.0.1:{port}{path}",
         "--bodies", str(w.root / bodies), "--ca", str(w.certs / "ca.crt"),
@@ -181,8 +209,11 @@ def load(w: Workdir, port: int, path: str, bodies: str, args: argparse.Namespace
     ]
     if rate:
         command += ["--rate", str(rate)]
+    cpu_before = tree_cpu_seconds(server) if server else 0.0
     done = subprocess.run(command, capture_output=True, check=True, env=ENV)
     result: dict[str, Any] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    if server and result["requests"]:
+        result["server_cpu_us"] = (tree_cpu_seconds(server) - cpu_before) / result["requests"] * 1e6
     return result
 
 
@@ -202,23 +233,24 @@ def measure_all(w: Workdir, args: argparse.Namespace) -> dict[tuple[str, str], l
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for _ in range(args.rounds):
         for server in ("empty", "fastapi-empty", "gatekeeper"):
-            with serving(commands[server], port, w.root, server):
+            with serving(commands[server], port, w.root, server) as pid:
                 for endpoint, (owner, path, bodies) in ENDPOINTS.items():
                     if owner != server:
                         continue
                     load(w, port, path, bodies, args, duration=min(1.0, args.duration))  # warm up
-                    result = load(w, port, path, bodies, args)
+                    result = load(w, port, path, bodies, args, server=pid)
                     results.setdefault((endpoint, "saturation"), []).append(result)
                     if len(results[(endpoint, "saturation")]) == args.rounds:
                         for rate in args.admit_rates if endpoint == "/admit" else args.rates:
-                            results[(endpoint, f"{rate:g}/s")] = [load(w, port, path, bodies, args, rate)]
+                            fixed = load(w, port, path, bodies, args, rate, server=pid)
+                            results[(endpoint, f"{rate:g}/s")] = [fixed]
     return results
 
 
 def table(results: dict[tuple[str, str], list[dict[str, Any]]]) -> list[str]:
     rows = [
         f"{'endpoint':<14} {'load':>11} {'req/s':>8} {'vs empty':>9} {'p50 ms':>7} {'p95 ms':>7} "
-        f"{'p99 ms':>7} {'max ms':>7} {'non-2xx':>8} {'errors':>7}"
+        f"{'p99 ms':>7} {'max ms':>7} {'CPU µs/req':>10} {'non-2xx':>8} {'errors':>7}"
     ]
     ceiling = {}
     for (endpoint, mode), runs in results.items():
@@ -232,7 +264,8 @@ def table(results: dict[tuple[str, str], list[dict[str, Any]]]) -> list[str]:
         bad = sum(n for code, n in run["statuses"].items() if not code.startswith("2"))
         rows.append(
             f"{endpoint:<14} {mode:>11} {run['rps']:>8.0f} {ratio:>9} {run['p50_ms']:>7.2f} "
-            f"{run['p95_ms']:>7.2f} {run['p99_ms']:>7.2f} {run['max_ms']:>7.1f} {bad:>8} {run['errors']:>7}"
+            f"{run['p95_ms']:>7.2f} {run['p99_ms']:>7.2f} {run['max_ms']:>7.1f} "
+            f"{run.get('server_cpu_us', 0):>10.0f} {bad:>8} {run['errors']:>7}"
         )
     return rows
 
