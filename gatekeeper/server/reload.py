@@ -21,6 +21,10 @@ log = logging.getLogger("gatekeeper.reload")
 
 Stamp = tuple[tuple[int, int, int, int], ...]
 SETTLE_SECONDS = 0.05
+# An in-place write truncates first: the empty file is valid (a policy with no rules) and a
+# writer descheduled before its write() leaves it empty for as long as it likes. An empty file
+# must stay empty this long before it counts; a SIGHUP still loads it at once.
+EMPTY_SETTLE_SECONDS = 2.0
 
 
 def stamp_of(paths: Sequence[Path]) -> Stamp:
@@ -65,7 +69,8 @@ class Watched(Generic[T]):
         if not self.changed():
             return False
         first = stamp_of(self.paths)
-        time.sleep(SETTLE_SECONDS)
+        empty = any(size == 0 for *_, size in first)
+        time.sleep(EMPTY_SETTLE_SECONDS if empty else SETTLE_SECONDS)
         if stamp_of(self.paths) != first:
             return False  # still being written; the next poll sees it again
         return self.reload()

@@ -233,9 +233,31 @@ def test_a_hundred_reloads_under_load(server: Server, workdir: Path) -> None:
           f"{methods['rename']} by rename, {methods['in-place']} in place) in {elapsed:.1f}s; "
           f"{total} requests, {len(failed)} failed; "
           + ", ".join(f"{k} {loads[k].requests}" for k in KINDS))
-    assert failed == []
+    assert failed == [], failed[:5]
     for kind, load in loads.items():
         # forward, one version at a time, never a broken one
         assert load.seen == list(range(versions[kind] + 1)), (kind, load.seen)
         assert ready[CHECK_NAMES[kind]]["ok"], ready
     assert sum(versions.values()) == RELOADS // 2
+
+
+def test_an_in_place_write_stalled_after_truncating_never_takes_effect(server: Server, workdir: Path) -> None:
+    """A writer descheduled between truncate and write leaves an empty file for a while; an empty
+    policy is valid (no rules), so loading it would deny everything, the caller's own rule too."""
+    load = Load("policy")
+    stop = threading.Event()
+    thread = threading.Thread(target=load.run, args=(server, stop))
+    thread.start()
+    try:
+        wait_until(lambda: load.latest == 0, "version 0")
+        with open(workdir / FILES["policy"], "r+b") as f:
+            f.truncate(0)
+            f.flush()
+            time.sleep(0.5)  # ten reload intervals with an empty file
+            f.write(policy(1, False).encode())
+        wait_until(lambda: load.latest == 1, "version 1 in force")
+    finally:
+        stop.set()
+        thread.join()
+    assert load.failures == []
+    assert load.seen == [0, 1]
