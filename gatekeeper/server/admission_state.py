@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from gatekeeper.admission.chain import Chain, build_chain
@@ -59,14 +60,18 @@ class AdmissionState:
     store: Store
     chain: Chain
     manifests: Watched[int] | None  # the number of objects the manifests hold, reloaded on change
+    # Decided once: an isinstance check against a runtime Protocol costs microseconds per request.
+    runs_inline: bool = field(init=False)
+    _availability: Callable[[], str | None] | None = field(init=False, repr=False)
 
-    @property
-    def runs_inline(self) -> bool:
-        """A local store answers in microseconds, so the chain runs on the event loop: a hop to a
-        thread costs more than the work, and dozens of threads contending for the GIL while one
-        of them holds SQLite's write lock make every request wait. A networked store runs in a
-        thread."""
-        return isinstance(self.store, MemoryStore | SQLiteStore)
+    def __post_init__(self) -> None:
+        # A local store answers in microseconds, so the chain runs on the event loop: a hop to a
+        # thread costs more than the work, and dozens of threads contending for the GIL while one
+        # of them holds SQLite's write lock make every request wait. A networked store runs in a
+        # thread.
+        self.runs_inline = isinstance(self.store, MemoryStore | SQLiteStore)
+        store = self.store
+        self._availability = store.unavailable if isinstance(store, ReportsAvailability) else None
 
     @property
     def watched(self) -> list[Watched[Any]]:
@@ -74,7 +79,7 @@ class AdmissionState:
 
     def unavailable(self) -> str | None:
         """Why admission cannot use its store now (etcd unreachable), or None."""
-        return self.store.unavailable() if isinstance(self.store, ReportsAvailability) else None
+        return self._availability() if self._availability is not None else None
 
 
 def build_admission(settings: Settings) -> AdmissionState:
