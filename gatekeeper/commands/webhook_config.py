@@ -41,16 +41,40 @@ SECRET_FILES = (AUTHORIZATION_KUBECONFIG, AUTHENTICATION_KUBECONFIG, ADMISSION_K
 # What the admission plugins act on: pods (LimitRanger, ServiceAccount, ResourceQuota), the objects
 # ResourceQuota counts, and namespaces (NamespaceLifecycle refuses deleting the immortal ones).
 MUTATING_RULES: list[dict[str, Any]] = [
-    {"operations": ["CREATE", "UPDATE"], "apiGroups": [""], "apiVersions": ["v1"],
-     "resources": ["pods"], "scope": "Namespaced"},
+    {
+        "operations": ["CREATE", "UPDATE"],
+        "apiGroups": [""],
+        "apiVersions": ["v1"],
+        "resources": ["pods"],
+        "scope": "Namespaced",
+    },
 ]
 VALIDATING_RULES: list[dict[str, Any]] = [
-    {"operations": ["CREATE", "UPDATE", "DELETE"], "apiGroups": [""], "apiVersions": ["v1"],
-     "resources": ["pods", "pods/resize", "services", "persistentvolumeclaims", "configmaps", "secrets",
-                   "replicationcontrollers", "resourcequotas", "serviceaccounts", "limitranges"],
-     "scope": "Namespaced"},
-    {"operations": ["DELETE"], "apiGroups": [""], "apiVersions": ["v1"],
-     "resources": ["namespaces"], "scope": "Cluster"},
+    {
+        "operations": ["CREATE", "UPDATE", "DELETE"],
+        "apiGroups": [""],
+        "apiVersions": ["v1"],
+        "resources": [
+            "pods",
+            "pods/resize",
+            "services",
+            "persistentvolumeclaims",
+            "configmaps",
+            "secrets",
+            "replicationcontrollers",
+            "resourcequotas",
+            "serviceaccounts",
+            "limitranges",
+        ],
+        "scope": "Namespaced",
+    },
+    {
+        "operations": ["DELETE"],
+        "apiGroups": [""],
+        "apiVersions": ["v1"],
+        "resources": ["namespaces"],
+        "scope": "Cluster",
+    },
 ]
 
 
@@ -62,19 +86,40 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--url", required=True, help="gatekeeper's base URL as the API server reaches it")
     p.add_argument("--out-dir", type=Path, default=Path("webhook-config"))
-    p.add_argument("--cert-dir", type=Path, default=Path("certs"),
-                   help="the dev PKI of `gatekeeper certs init` (default: certs)")
-    p.add_argument("--ca-file", type=Path,
-                   help="the CA of gatekeeper's serving certificate (default: CERT_DIR/ca.crt)")
-    p.add_argument("--client-cert", type=Path,
-                   help="kube-apiserver's client certificate (default: CERT_DIR/kube-apiserver.crt)")
+    p.add_argument(
+        "--cert-dir",
+        type=Path,
+        default=Path("certs"),
+        help="the dev PKI of `gatekeeper certs init` (default: certs)",
+    )
+    p.add_argument(
+        "--ca-file", type=Path, help="the CA of gatekeeper's serving certificate (default: CERT_DIR/ca.crt)"
+    )
+    p.add_argument(
+        "--client-cert",
+        type=Path,
+        help="kube-apiserver's client certificate (default: CERT_DIR/kube-apiserver.crt)",
+    )
     p.add_argument("--client-key", type=Path, help="its private key (default: CERT_DIR/kube-apiserver.key)")
-    p.add_argument("--config-dir", type=Path,
-                   help="where these files will be on the API server's host (default: --out-dir, absolute)")
-    p.add_argument("--timeout-seconds", type=int, default=10, help="admission webhook timeout, 1..30")
+    p.add_argument(
+        "--config-dir",
+        type=Path,
+        help="where these files will be on the API server's host (default: --out-dir, absolute)",
+    )
+    p.add_argument(
+        "--timeout-seconds",
+        type=int,
+        default=3,
+        help="admission webhook timeout, 1..30 (3: a slow webhook must not stall the API server)",
+    )
     p.add_argument("--failure-policy", choices=("Fail", "Ignore"), default="Fail")
-    p.add_argument("--exempt-namespace", action="append", default=None, metavar="NAMESPACE",
-                   help="namespaces the admission webhooks never see (repeatable; default kube-system)")
+    p.add_argument(
+        "--exempt-namespace",
+        action="append",
+        default=None,
+        metavar="NAMESPACE",
+        help="namespaces the admission webhooks never see (repeatable; default kube-system)",
+    )
     p.add_argument("--name", default="gatekeeper", help="name of the webhook configuration objects")
     p.set_defaults(run=run)
 
@@ -110,13 +155,15 @@ def webhook_kubeconfig(inputs: Inputs, path: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{
-            "name": inputs.name,
-            "cluster": {
-                "server": inputs.url + path,
-                "certificate-authority-data": b64(inputs.ca_pem),
-            },
-        }],
+        "clusters": [
+            {
+                "name": inputs.name,
+                "cluster": {
+                    "server": inputs.url + path,
+                    "certificate-authority-data": b64(inputs.ca_pem),
+                },
+            }
+        ],
         "users": [{"name": pki.DEV_CLIENT, "user": _client_identity(inputs)}],
         "contexts": [{"name": "webhook", "context": {"cluster": inputs.name, "user": pki.DEV_CLIENT}}],
         "current-context": "webhook",
@@ -171,11 +218,15 @@ def _webhook(inputs: Inputs, verb: str, rules: list[dict[str, Any]]) -> dict[str
         "name": f"{verb}.{inputs.name}.local",
         "clientConfig": {"url": f"{inputs.url}/{verb}", "caBundle": b64(inputs.ca_pem)},
         "rules": rules,
-        "namespaceSelector": {"matchExpressions": [{
-            "key": "kubernetes.io/metadata.name",
-            "operator": "NotIn",
-            "values": list(inputs.exempt_namespaces),
-        }]},
+        "namespaceSelector": {
+            "matchExpressions": [
+                {
+                    "key": "kubernetes.io/metadata.name",
+                    "operator": "NotIn",
+                    "values": list(inputs.exempt_namespaces),
+                }
+            ]
+        },
         "matchPolicy": "Equivalent",
         "failurePolicy": inputs.failure_policy,
         "sideEffects": "NoneOnDryRun",
@@ -231,8 +282,10 @@ def write_all(inputs: Inputs, out_dir: Path) -> list[Path]:
     flags = out_dir / FLAGS
     flags.write_text("\n".join(kube_apiserver_flags(inputs)) + "\n")
     ignore = out_dir / ".gitignore"
-    ignore.write_text("# kube-apiserver's private key is embedded in these: never commit them.\n"
-                      + "".join(f"{name}\n" for name in SECRET_FILES))
+    ignore.write_text(
+        "# kube-apiserver's private key is embedded in these: never commit them.\n"
+        + "".join(f"{name}\n" for name in SECRET_FILES)
+    )
     return [*written, flags]
 
 
