@@ -13,7 +13,6 @@ import json
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from gatekeeper import pki
 from gatekeeper.server.app import ROUTERS
 from tests.support.certs import bad_certs, no_cn, write_pair
 from tests.support.server import Server, running_server
+from tests.support.waiting import wait_for
 
 TOKEN_ALICE = "tok-alice-5d41402abc4b2a76b9719d911017c592"
 TOKEN_WATCHER = "tok-watcher-7215ee9c7d9dc229d2921a40e899ec5f"
@@ -307,15 +307,6 @@ def test_token_review_through_the_webhook(setup: Setup, version: str) -> None:
         assert c.post("/authenticate", json={"kind": "TokenReview"}).status_code == 400
 
 
-def _wait_for(condition: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
-
 def test_token_file_hot_reload_keeps_the_last_good_version(setup: Setup) -> None:
     original = setup.tokens.read_text()
     server = setup.server
@@ -332,16 +323,16 @@ def test_token_file_hot_reload_keeps_the_last_good_version(setup: Setup) -> None
     try:
         later = original.replace("alice,uid-alice", "alice,uid-alice-2") + f"{TOKEN_LATER},alice,uid-alice\n"
         setup.tokens.write_text(later)
-        _wait_for(lambda: works(TOKEN_LATER))
+        wait_for(lambda: works(TOKEN_LATER))
         assert works(TOKEN_ALICE)
         setup.tokens.write_text(f"{TOKEN_ALICE},alice-only-two-columns\n")
-        _wait_for(lambda: "lastError" in status())
+        wait_for(lambda: "lastError" in status())
         assert "at least 3 columns" in status()["lastError"]
         assert TOKEN_ALICE not in json.dumps(status())
         assert works(TOKEN_LATER)  # the last good version is still in force
     finally:
         setup.tokens.write_text(original)
-        _wait_for(lambda: status()["ok"])
+        wait_for(lambda: status()["ok"])
     assert not works(TOKEN_LATER)
 
 
@@ -394,12 +385,12 @@ def test_basic_auth_file_hot_reload(setup: Setup) -> None:
 
     try:
         path.write_text(original.replace(PASSWORD_BOB, PASSWORD_BOB + "-rotated"))
-        _wait_for(lambda: works(PASSWORD_BOB + "-rotated"))
+        wait_for(lambda: works(PASSWORD_BOB + "-rotated"))
         assert not works(PASSWORD_BOB)
         path.write_text('"$scrypt$broken",bob,uid-bob\n')
         with server.client(cert=None) as c:
-            _wait_for(lambda: "lastError" in c.get("/readyz").json()["checks"]["basic-auth file"])
+            wait_for(lambda: "lastError" in c.get("/readyz").json()["checks"]["basic-auth file"])
         assert works(PASSWORD_BOB + "-rotated")  # the last good version is still in force
     finally:
         path.write_text(original)
-        _wait_for(lambda: works(PASSWORD_BOB))
+        wait_for(lambda: works(PASSWORD_BOB))

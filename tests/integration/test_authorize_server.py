@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import httpx
 import pytest
 
 from tests.support.server import Server, running_server
+from tests.support.waiting import wait_for
 
 CALLER = (
     '{"apiVersion":"abac.authorization.kubernetes.io/v1beta1","kind":"Policy",'
@@ -45,15 +45,6 @@ def served(tmp_path: Path) -> Iterator[tuple[Server, httpx.Client, Path]]:
     args = ["--authorization-policy-file", str(policy)]
     with running_server(tmp_path, args) as server, server.client() as client:
         yield server, client, policy
-
-
-def wait_for(condition: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def test_answers_in_the_version_it_was_sent_and_names_the_rule(
