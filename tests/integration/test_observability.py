@@ -22,6 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gatekeeper.server.audit import AuditLog
+from tests.support import waiting
 from tests.support.server import Server, running_server
 
 CALLER_TOKEN = "tok-caller-3f786850e387550fdab836ed7e6dc881"
@@ -280,13 +281,6 @@ def test_json_logs_and_two_workers_share_request_metrics(tmp_path: Path) -> None
 
 
 def wait_for(condition: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except (KeyError, FileNotFoundError, json.JSONDecodeError, httpx.HTTPError):
-            value = None
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
+    """Poll until truthy; a scrape or an audit file that is not there yet counts as not yet."""
+    tolerated = (KeyError, FileNotFoundError, json.JSONDecodeError, httpx.HTTPError)
+    return waiting.wait_for(condition, timeout, interval=0.1, tolerate=tolerated)
