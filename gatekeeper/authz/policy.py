@@ -174,18 +174,7 @@ def _plain_v1beta1(raw: bytes, source: str, index: int) -> Rule | None:
         expected = V1BETA1_SPEC_FIELDS.get(field)
         if expected is not None and item is not None and type(item) is not expected:
             return None
-    user, group = _rewrite_star(spec.get("user") or "", spec.get("group") or "")
-    return Rule(
-        user=user,
-        group=group,
-        readonly=bool(spec.get("readonly")),
-        api_group=spec.get("apiGroup") or "",
-        resource=spec.get("resource") or "",
-        namespace=spec.get("namespace") or "",
-        path=spec.get("nonResourcePath") or "",
-        source=source,
-        position=index,
-    )
+    return _from_v1beta1(spec, source, index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,18 +381,7 @@ def to_rule(decoded: DecodedLine, source: str, index: int) -> Rule:
     if decoded.format is Format.V0:
         return _from_v0(body, source, index)
     if decoded.format is Format.V1BETA1:
-        user, group = _rewrite_star(body.get("user") or "", body.get("group") or "")
-        return Rule(
-            user=user,
-            group=group,
-            readonly=bool(body.get("readonly")),
-            api_group=body.get("apiGroup") or "",
-            resource=body.get("resource") or "",
-            namespace=body.get("namespace") or "",
-            path=body.get("nonResourcePath") or "",
-            source=source,
-            position=index,
-        )
+        return _from_v1beta1(body, source, index)
     return Rule(  # the internal version: Go field names, no defaults, no "*" rewriting
         user=body.get("User") or "",
         group=body.get("Group") or "",
@@ -412,6 +390,22 @@ def to_rule(decoded: DecodedLine, source: str, index: int) -> Rule:
         resource=body.get("Resource") or "",
         namespace=body.get("Namespace") or "",
         path=body.get("NonResourcePath") or "",
+        source=source,
+        position=index,
+    )
+
+
+def _from_v1beta1(spec: dict[str, Any], source: str, index: int) -> Rule:
+    """Convert_v1beta1_Policy_To_abac_Policy: fields copied, then the "*" rewriting (§3.2)."""
+    user, group = _rewrite_star(spec.get("user") or "", spec.get("group") or "")
+    return Rule(
+        user=user,
+        group=group,
+        readonly=bool(spec.get("readonly")),
+        api_group=spec.get("apiGroup") or "",
+        resource=spec.get("resource") or "",
+        namespace=spec.get("namespace") or "",
+        path=spec.get("nonResourcePath") or "",
         source=source,
         position=index,
     )
