@@ -50,12 +50,8 @@ class Chain:
                 if plugin.handles(request):
                     name = plugin.name
                     _collect(warnings, plugin.admit(request, obj, store))
-        except AdmissionDenied as denied:
-            return Outcome(denied=denied, warnings=tuple(warnings), object=request.object, plugin=name)
-        except StoreError as exc:
-            return Outcome(denied=internal(f"admission state is unavailable: {exc}"), object=request.object)
-        except MALFORMED as exc:
-            return Outcome(denied=_malformed(name, exc), object=request.object, plugin=name)
+        except (AdmissionDenied, StoreError, *MALFORMED) as exc:
+            return _refused(exc, name, warnings, request)
         if request.object is None:
             return Outcome(warnings=tuple(warnings), object=None)
         patch = jsonpatch.make_patch(request.object, obj).patch  # the issue asks for a well-kept library
@@ -73,12 +69,8 @@ class Chain:
             if not request.dry_run:
                 name = ""  # not a plugin: recording the admitted object in the store
                 stream.record(request, request.object, store)
-        except AdmissionDenied as denied:
-            return Outcome(denied=denied, warnings=tuple(warnings), object=request.object, plugin=name)
-        except StoreError as exc:
-            return Outcome(denied=internal(f"admission state is unavailable: {exc}"), object=request.object)
-        except MALFORMED as exc:
-            return Outcome(denied=_malformed(name, exc), object=request.object, plugin=name)
+        except (AdmissionDenied, StoreError, *MALFORMED) as exc:
+            return _refused(exc, name, warnings, request)
         return Outcome(warnings=tuple(warnings), object=request.object)
 
     def admit(self, request: AdmissionRequest, store: Store) -> Outcome:
@@ -91,6 +83,16 @@ class Chain:
         if not validated.allowed:
             return dataclasses.replace(validated, warnings=warnings)
         return dataclasses.replace(mutated, warnings=warnings)
+
+
+def _refused(exc: Exception, plugin: str, warnings: list[str], request: AdmissionRequest) -> Outcome:
+    """The outcome of a phase that stopped: a plugin's refusal, the store failing, or an object a
+    plugin could not read."""
+    if isinstance(exc, AdmissionDenied):
+        return Outcome(denied=exc, warnings=tuple(warnings), object=request.object, plugin=plugin)
+    if isinstance(exc, StoreError):
+        return Outcome(denied=internal(f"admission state is unavailable: {exc}"), object=request.object)
+    return Outcome(denied=_malformed(plugin, exc), object=request.object, plugin=plugin)
 
 
 def _malformed(plugin: str, exc: Exception) -> AdmissionDenied:
