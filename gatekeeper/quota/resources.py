@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from gatekeeper.quantity import ZERO, Quantity, QuantityError, parse_json_quantity, parse_quantity
+from gatekeeper.admission.podresources import PodResourceError, resource_list
+from gatekeeper.quantity import ZERO, Quantity, parse_quantity
 
 ResourceList = dict[str, Quantity]
 
@@ -15,17 +16,10 @@ class QuotaError(ValueError):
 
 def parse_list(value: object, where: str) -> ResourceList:
     """A JSON map of quantities ({"cpu": "1", "pods": 3}); QuotaError names the bad entry."""
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise QuotaError(f"{where}: expected a map of resource name to quantity, got {type(value).__name__}")
-    result: ResourceList = {}
-    for name, quantity in value.items():
-        try:
-            result[str(name)] = parse_json_quantity(quantity)
-        except QuantityError as exc:
-            raise QuotaError(f"{where}.{name}: {exc}") from None
-    return result
+    try:
+        return resource_list(value, where)
+    except PodResourceError as exc:
+        raise QuotaError(str(exc)) from None
 
 
 def to_strings(resources: Mapping[str, Quantity]) -> dict[str, str]:
