@@ -20,7 +20,7 @@ from gatekeeper.admission.outcome import Outcome
 from gatekeeper.admission.registry import TOKEN_VOLUME_MODES, PluginOptions, UnknownPlugin, parse_plugin_list
 from gatekeeper.api.admission import bad_review_response, parse_admission_review, review_response, review_uid
 from gatekeeper.api.fields import InvalidObject
-from gatekeeper.commands.io import documents, write_json_line
+from gatekeeper.commands.io import answer_each
 from gatekeeper.commands.state import write_list_file
 from gatekeeper.config import DEFAULT_ADMISSION_PLUGINS
 from gatekeeper.store.base import Store, StoreError
@@ -90,21 +90,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_reviews(source: str, chain: Chain, store: Store) -> int:
-    failures = 0
-    for doc in documents(source):
-        version = _version_of(doc.value)
-        try:
-            if doc.error:
-                raise InvalidObject(doc.error)
-            version, request = parse_admission_review(doc.value)
-        except InvalidObject as exc:
-            print(f"gatekeeper admit: {doc.source}:{doc.line}: {exc}", file=sys.stderr)
-            failures += 1
-            message = f"not a valid AdmissionReview: {exc}"
-            write_json_line(sys.stdout, bad_review_response(version, review_uid(doc.value), message))
-            continue
-        write_json_line(sys.stdout, review_response(version, request.uid, chain.admit(request, store)))
-    return 1 if failures else 0
+    def answer(doc: Any) -> dict[str, Any]:
+        version, request = parse_admission_review(doc)
+        return review_response(version, request.uid, chain.admit(request, store))
+
+    def refuse(doc: Any, exc: InvalidObject) -> dict[str, Any]:
+        message = f"not a valid AdmissionReview: {exc}"
+        return bad_review_response(_version_of(doc), review_uid(doc), message)
+
+    return answer_each("admit", source, answer, refuse)
 
 
 def _version_of(doc: Any) -> str:

@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from gatekeeper.api.authentication import parse_token_review, token_review_response
-from gatekeeper.api.fields import InvalidObject
 from gatekeeper.authn.csvfile import CredentialFileError
 from gatekeeper.authn.tokenfile import load_token_file
 from gatekeeper.authn.tokenreview import review_token
-from gatekeeper.commands.io import documents, write_json_line
+from gatekeeper.commands.io import answer_each
 
 
 def register(sub: Any) -> None:
@@ -37,20 +36,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"gatekeeper authenticate: {args.token_auth_file}: {exc.strerror}", file=sys.stderr)
         return 1
     api_audiences = tuple(a.strip() for a in args.api_audiences.split(",") if a.strip())
-    failures = 0
+
+    def answer(doc: Any) -> dict[str, Any]:
+        version, token, audiences = parse_token_review(doc)
+        return token_review_response(doc, version, review_token(tokens, token, audiences, api_audiences))
+
     try:
-        for doc in documents(args.input):
-            try:
-                if doc.error:
-                    raise InvalidObject(doc.error)
-                version, token, audiences = parse_token_review(doc.value)
-            except InvalidObject as exc:
-                print(f"gatekeeper authenticate: {doc.source}:{doc.line}: {exc}", file=sys.stderr)
-                failures += 1
-                continue
-            result = review_token(tokens, token, audiences, api_audiences)
-            write_json_line(sys.stdout, token_review_response(doc.value, version, result))
+        return answer_each("authenticate", args.input, answer)
     except OSError as exc:
         print(f"gatekeeper authenticate: {args.input}: {exc.strerror}", file=sys.stderr)
         return 1
-    return 1 if failures else 0

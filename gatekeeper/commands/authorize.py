@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from gatekeeper.api.authorization import parse_subject_access_review, review_response
-from gatekeeper.api.fields import InvalidObject
 from gatekeeper.authz.evaluator import Evaluator, load_evaluator
 from gatekeeper.authz.policy import PolicyError
-from gatekeeper.commands.io import documents, write_json_line
+from gatekeeper.commands.io import answer_each
 
 
 def register(sub: Any) -> None:
@@ -38,18 +37,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _decide_all(evaluator: Evaluator, source: str, deny_unmatched: bool) -> int:
-    failures = 0
-    for doc in documents(source):
-        try:
-            if doc.error:
-                raise InvalidObject(doc.error)
-            version, attributes = parse_subject_access_review(doc.value)
-        except InvalidObject as exc:
-            print(f"gatekeeper authorize: {doc.source}:{doc.line}: {exc}", file=sys.stderr)
-            failures += 1
-            continue
+    def answer(doc: Any) -> dict[str, Any]:
+        version, attributes = parse_subject_access_review(doc)
         decision = evaluator.authorize(attributes)
         if deny_unmatched:
             decision = evaluator.deny_unmatched(decision)
-        write_json_line(sys.stdout, review_response(doc.value, version, decision))
-    return 1 if failures else 0
+        return review_response(doc, version, decision)
+
+    return answer_each("authorize", source, answer)

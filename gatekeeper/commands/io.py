@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
+
+from gatekeeper.api.fields import InvalidObject
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +48,31 @@ def documents(path: str) -> Iterator[Document]:
 def write_json_line(out: TextIO, value: Any) -> None:
     out.write(orjson.dumps(value).decode())
     out.write("\n")
+
+
+def answer_each(
+    command: str,
+    source: str,
+    answer: Callable[[Any], Any],
+    on_invalid: Callable[[Any, InvalidObject], Any] | None = None,
+) -> int:
+    """Write `answer(document)` for each review document, one JSON line each, in input order.
+
+    A document that is not JSON, or that `answer` refuses with InvalidObject, is named on stderr
+    as `SOURCE:LINE: problem`; `on_invalid` may still give an answer for it (an AdmissionReview
+    refusal). Returns 1 if any document was invalid, else 0.
+    """
+    failures = 0
+    for doc in documents(source):
+        try:
+            if doc.error:
+                raise InvalidObject(doc.error)
+            response = answer(doc.value)
+        except InvalidObject as exc:
+            print(f"gatekeeper {command}: {doc.source}:{doc.line}: {exc}", file=sys.stderr)
+            failures += 1
+            if on_invalid is None:
+                continue
+            response = on_invalid(doc.value, exc)
+        write_json_line(sys.stdout, response)
+    return 1 if failures else 0
