@@ -175,18 +175,13 @@ class Evaluator:
             best = self._everyone.scan(a, read_only, best)
         return best
 
-    def authorize(self, a: Attributes) -> Decision:
+    def authorize(self, a: Attributes, deny_unmatched: bool = False) -> Decision:
+        """Allowed by the earliest matching line, else no opinion; with `deny_unmatched` (for
+        clusters where gatekeeper is the only authorizer) no match is an explicit denial."""
         rule = self.first_match(a)
-        if rule is None:
-            return Decision(allowed=False, reason=NO_MATCH)
-        return Decision(allowed=True, reason=rule.source)
-
-    @staticmethod
-    def deny_unmatched(decision: Decision) -> Decision:
-        """For clusters where gatekeeper is the only authorizer: no opinion becomes a denial."""
-        if decision.allowed:
-            return decision
-        return Decision(allowed=False, reason=decision.reason, denied=True)
+        if rule is not None:
+            return Decision(allowed=True, reason=rule.source)
+        return Decision(allowed=False, reason=NO_MATCH, denied=deny_unmatched)
 
 
 def linear_first_match(rules: Sequence[Rule], a: Attributes) -> Rule | None:

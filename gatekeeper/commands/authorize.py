@@ -39,9 +39,6 @@ def run(args: argparse.Namespace) -> int:
 def _decide_all(evaluator: Evaluator, source: str, deny_unmatched: bool) -> int:
     def answer(doc: Any) -> dict[str, Any]:
         version, attributes = parse_subject_access_review(doc)
-        decision = evaluator.authorize(attributes)
-        if deny_unmatched:
-            decision = evaluator.deny_unmatched(decision)
-        return review_response(doc, version, decision)
+        return review_response(doc, version, evaluator.authorize(attributes, deny_unmatched))
 
     return answer_each("authorize", source, answer)

@@ -26,8 +26,6 @@ async def authorize(request: Request, _caller: UserInfo = Depends(require_caller
         version, attributes = parse_subject_access_review(doc)
     except InvalidObject as exc:
         raise bad_request(f"not a valid SubjectAccessReview: {exc}") from None
-    decision = runtime.policy.current.authorize(attributes)
-    if not decision.allowed and runtime.settings.authorization_deny_unmatched:
-        decision = runtime.policy.current.deny_unmatched(decision)
+    decision = runtime.policy.current.authorize(attributes, runtime.settings.authorization_deny_unmatched)
     observe.authorization(request, attributes, decision)
     return JSONResponse(review_response(doc, version, decision))

@@ -40,5 +40,5 @@ def test_readonly_is_exact_about_verbs() -> None:
 def test_deny_unmatched_turns_no_opinion_into_a_denial() -> None:
     evaluator = Evaluator(parse_policy(b'{"user":"bob"}', "p"))
     a = Attributes(user="alice", groups=(), verb="get", resource_request=True, resource="pods")
-    decision = evaluator.deny_unmatched(evaluator.authorize(a))
+    decision = evaluator.authorize(a, deny_unmatched=True)
     assert (decision.allowed, decision.denied, decision.reason) == (False, True, NO_MATCH)
