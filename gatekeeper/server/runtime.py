@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -60,12 +61,12 @@ class Runtime:
         )
 
     def reload_all(self) -> None:
-        for item in self.watched:
-            item.reload()
+        if any([item.reload() for item in self.watched]):
+            freeze_long_lived()
 
     def poll(self) -> None:
-        for item in self.watched:
-            item.check()
+        if any([item.check() for item in self.watched]):
+            freeze_long_lived()
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: object) -> AsyncIterator[None]:
@@ -73,6 +74,7 @@ class Runtime:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, self.reload_all)
         task = asyncio.create_task(self._poll_forever())
+        freeze_long_lived()
         try:
             yield
         finally:
@@ -87,3 +89,13 @@ class Runtime:
                 await asyncio.to_thread(self.poll)
             except Exception:  # the poller must survive anything a file system does
                 log.exception("polling watched files failed")
+
+
+def freeze_long_lived() -> None:
+    """Hide everything alive now (the policy index, the credential files, the app) from the cyclic
+    garbage collector. A 10,000-rule policy is a few hundred thousand objects; every full
+    collection walked them all and stopped the worker for ~50 ms, several times a minute under
+    admission load: the whole p99. Called at start-up and after each successful reload. The
+    collect first, so that garbage alive at that moment is not frozen with them."""
+    gc.collect()
+    gc.freeze()

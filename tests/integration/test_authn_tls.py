@@ -8,6 +8,7 @@ verifies the certificate itself, not just trusts that the handshake did).
 from __future__ import annotations
 
 import contextlib
+import gc
 import ssl
 import threading
 import time
@@ -37,6 +38,13 @@ SAR = {
     "kind": "SubjectAccessReview",
     "spec": {"user": "alice", "resourceAttributes": {"verb": "get", "resource": "pods"}},
 }
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _unfreeze_after() -> Iterator[None]:
+    """The app's start-up freezes the heap (server/runtime.py); here that heap is pytest's."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture(scope="module")
