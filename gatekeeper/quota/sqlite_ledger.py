@@ -17,11 +17,16 @@ system, when `apply` returns, so it survives kill -9 of any process at any momen
 loss or kernel crash can lose the last commits before a checkpoint (usage then undercounts until
 `gatekeeper quota reconcile`). synchronous=FULL would fsync every charge, which bounds the whole
 server to the disk's fsync rate.
+
+Checkpoints (copying the WAL back into the database file, with an fsync) happen on a background
+thread, not in the charge that happens to cross SQLite's 1000-page mark: that charge would hold
+the write lock through the copy, and every worker's next charge (on its event loop) would wait.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 import threading
@@ -46,7 +51,11 @@ from gatekeeper.quota.ledger import (
 )
 from gatekeeper.store.base import StoreError
 
+log = logging.getLogger("gatekeeper.quota")
+
 BUSY_TIMEOUT_MS = 30_000
+CHECKPOINT_SECONDS = 0.5
+FORGET_EVERY_SECONDS = 60.0  # expired request uids are deleted at most this often, not on every charge
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS quota_usage (
@@ -71,6 +80,8 @@ class SQLiteLedger:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
+        self._forgotten_at = 0.0
+        self._closed = threading.Event()
         try:
             self._writer_lock = os.open(f"{self.path}.writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
             self._db = self._connect()
@@ -79,8 +90,13 @@ class SQLiteLedger:
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         self._db.execute(statement)
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_until_closed, args=(self._connect(),), name="ledger-checkpoint",
+                daemon=True,
+            )
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"quota ledger {self.path}: {exc}") from None
+        self._checkpointer.start()
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(
@@ -88,7 +104,19 @@ class SQLiteLedger:
         )
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpoint thread does it
         return db
+
+    def _checkpoint_until_closed(self, db: sqlite3.Connection) -> None:
+        """PASSIVE: copies what no reader still needs, never waits for a writer or blocks one."""
+        try:
+            while not self._closed.wait(CHECKPOINT_SECONDS):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # the next round tries again; the WAL only grows meanwhile
+                    log.warning("quota ledger %s: checkpoint failed: %s", self.path, exc)
+        finally:
+            db.close()
 
     def _reader(self) -> sqlite3.Connection:
         """This thread's read connection (a SELECT in autocommit mode reads one snapshot)."""
@@ -135,6 +163,8 @@ class SQLiteLedger:
             raise StoreError(f"quota ledger {self.path}: {exc}") from None
 
     def close(self) -> None:
+        self._closed.set()
+        self._checkpointer.join()
         with self._lock:
             for db in [self._db, *self._readers]:
                 db.close()
@@ -168,7 +198,9 @@ class SQLiteLedger:
 
     def _remember(self, namespace: str, request: RequestKey) -> None:
         now = time.time()
-        self._db.execute("DELETE FROM quota_requests WHERE at < ?", (now - REMEMBER_REQUESTS_SECONDS,))
+        if now - self._forgotten_at >= FORGET_EVERY_SECONDS:
+            self._db.execute("DELETE FROM quota_requests WHERE at < ?", (now - REMEMBER_REQUESTS_SECONDS,))
+            self._forgotten_at = now
         self._db.execute(
             "INSERT INTO quota_requests (uid, fingerprint, namespace, at) VALUES (?, ?, ?, ?)",
             (request.uid, request.fingerprint, namespace, now),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from gatekeeper.quota.ledger import (
 )
 from gatekeeper.quota.sqlite_ledger import SQLiteLedger
 from tests.support.etcd import etcd_store
+from tests.support.waiting import wait_for
 
 SEEDS = {"compute": {"pods": "3"}}
 
@@ -123,3 +126,25 @@ def test_a_reused_uid_for_a_different_request_is_a_conflict(ledger: QuotaLedger)
         Applied.CONFLICT, "request uid uid-1 was already charged for a different request"
     )
     assert ledger.usage("ns", SEEDS) == {"compute": {"pods": "4"}}
+
+
+def _rows_in_database_file(path: Path) -> int:
+    """Request rows in the main database file alone, ignoring the write-ahead log."""
+    db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    try:
+        return int(db.execute("SELECT count(*) FROM quota_requests").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_sqlite_charges_are_checkpointed_into_the_database_file(tmp_path: Path) -> None:
+    """No charge checkpoints (it would hold the write lock through an fsync); a thread does."""
+    path = tmp_path / "q.db"
+    before = set(threading.enumerate())
+    ledger = SQLiteLedger(path)
+    (checkpointer,) = set(threading.enumerate()) - before
+    for i in range(50):
+        ledger.apply("ns", RequestKey(f"uid-{i}"), {"compute": {}}, add_pod(100))
+    wait_for(lambda: _rows_in_database_file(path) == 50, timeout=10, tolerate=(sqlite3.OperationalError,))
+    ledger.close()
+    assert not checkpointer.is_alive()
