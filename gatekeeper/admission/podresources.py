@@ -108,6 +108,38 @@ def _container(raw: object, path: str, *, init: bool) -> ContainerResources:
 # -- totals -------------------------------------------------------------------------------------
 
 
+def pod_totals(
+    pod: Mapping[str, Any],
+    *,
+    pod_level: PodLevel = PodLevel.CPU_MEMORY,
+    include_overhead: bool = False,
+    use_status_resources: bool = False,
+) -> tuple[ResourceList, ResourceList]:
+    """(requests, limits) of a pod, as resourcehelper.PodRequests and PodLimits total them; the
+    containers are read once for both.
+
+    LimitRanger: the defaults. ResourceQuota: pod_level=CPU_MEMORY_HUGEPAGES, include_overhead=True,
+    use_status_resources=True (in-place resize: the larger of spec and status resources counts).
+    A limit that no container sets is absent from the limits.
+    """
+    ctrs, inits = containers(pod), init_containers(pod)
+    if use_status_resources:
+        ctrs, inits = _with_status(pod, ctrs, inits)
+    requests = _aggregate([c.requests for c in ctrs], [(c.requests, c.sidecar) for c in inits])
+    limits = _aggregate([c.limits for c in ctrs], [(c.limits, c.sidecar) for c in inits])
+    for totals, field in ((requests, "requests"), (limits, "limits")):
+        for name, quantity in _pod_level_resources(pod, field).items():
+            if pod_level.supports(name):
+                totals[name] = quantity
+    if include_overhead:
+        overhead = resource_list(_spec(pod).get("overhead"), "spec.overhead")
+        _add_into(requests, overhead)
+        for name, quantity in overhead.items():
+            if name in limits and not limits[name].is_zero():  # overhead never turns "unlimited" into a limit
+                limits[name] = limits[name] + quantity
+    return requests, limits
+
+
 def pod_requests(
     pod: Mapping[str, Any],
     *,
@@ -115,22 +147,10 @@ def pod_requests(
     include_overhead: bool = False,
     use_status_resources: bool = False,
 ) -> ResourceList:
-    """Total requests of a pod (resourcehelper.PodRequests).
-
-    LimitRanger: the defaults. ResourceQuota: pod_level=CPU_MEMORY_HUGEPAGES, include_overhead=True,
-    use_status_resources=True (in-place resize: the larger of spec and status resources counts).
-    """
-    ctrs, inits = containers(pod), init_containers(pod)
-    if use_status_resources:
-        ctrs, inits = _with_status(pod, ctrs, inits)
-    totals = _aggregate([c.requests for c in ctrs], [(c.requests, c.sidecar) for c in inits])
-    level = _pod_level_resources(pod, "requests")
-    for name, quantity in level.items():
-        if pod_level.supports(name):
-            totals[name] = quantity
-    if include_overhead:
-        _add_into(totals, resource_list(_spec(pod).get("overhead"), "spec.overhead"))
-    return totals
+    """Total requests of a pod (resourcehelper.PodRequests); see pod_totals."""
+    return pod_totals(
+        pod, pod_level=pod_level, include_overhead=include_overhead, use_status_resources=use_status_resources
+    )[0]
 
 
 def pod_limits(
@@ -140,19 +160,10 @@ def pod_limits(
     include_overhead: bool = False,
     use_status_resources: bool = False,
 ) -> ResourceList:
-    """Total limits of a pod (resourcehelper.PodLimits); a name no container limits is absent."""
-    ctrs, inits = containers(pod), init_containers(pod)
-    if use_status_resources:
-        ctrs, inits = _with_status(pod, ctrs, inits)
-    totals = _aggregate([c.limits for c in ctrs], [(c.limits, c.sidecar) for c in inits])
-    for name, quantity in _pod_level_resources(pod, "limits").items():
-        if pod_level.supports(name):
-            totals[name] = quantity
-    if include_overhead:
-        for name, quantity in resource_list(_spec(pod).get("overhead"), "spec.overhead").items():
-            if name in totals and not totals[name].is_zero():  # overhead never turns "unlimited" into a limit
-                totals[name] = totals[name] + quantity
-    return totals
+    """Total limits of a pod (resourcehelper.PodLimits); see pod_totals."""
+    return pod_totals(
+        pod, pod_level=pod_level, include_overhead=include_overhead, use_status_resources=use_status_resources
+    )[1]
 
 
 def _aggregate(regular: Iterable[ResourceList], init: Iterable[tuple[ResourceList, bool]]) -> ResourceList:

@@ -9,7 +9,7 @@ Two halves, because the second must run inside the ledger's transaction:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gatekeeper.admission.request import UPDATE, AdmissionRequest
 from gatekeeper.quantity import ZERO
@@ -41,6 +41,7 @@ class Plan:
     quotas: tuple[Quota, ...]
     requested: dict[str, ResourceList]
     check_limits: bool = True  # the status subresource is charged without a limit check
+    usage: ResourceList = field(default_factory=dict)  # what the object consumes, if a quota applies
 
 
 def seeds(quotas: Sequence[Quota]) -> dict[str, Used]:
@@ -114,7 +115,7 @@ def plan(
         wanted = non_zero(mask(delta, quota.hard))
         if wanted:
             requested[quota.name] = wanted
-    return Plan(tuple(quotas), requested, check_limits=request.sub_resource != "status")
+    return Plan(tuple(quotas), requested, check_limits=request.sub_resource != "status", usage=new_usage)
 
 
 def _has_resource_version(obj: JSONObject) -> bool:

@@ -31,8 +31,7 @@ from gatekeeper.admission.podresources import (
     ResourceList,
     containers,
     init_containers,
-    pod_limits,
-    pod_requests,
+    pod_totals,
     resource_list,
 )
 from gatekeeper.admission.request import CREATE, UPDATE, AdmissionRequest, JSONObject
@@ -287,7 +286,7 @@ def validate_pod(items: list[LimitRangeItem], pod: JSONObject, old_pod: JSONObje
 
 def _pod_totals(pod: JSONObject) -> tuple[ResourceList, ResourceList]:
     # LimitRanger sees spec values only, pod-level cpu/memory, and no overhead.
-    return pod_requests(pod, pod_level=PodLevel.CPU_MEMORY), pod_limits(pod, pod_level=PodLevel.CPU_MEMORY)
+    return pod_totals(pod, pod_level=PodLevel.CPU_MEMORY)
 
 
 def validate_pvc(items: list[LimitRangeItem], pvc: JSONObject, old_pvc: JSONObject | None) -> list[str]:

@@ -74,9 +74,7 @@ def _charge(
             raise QuotaRefusal(checked.message)
         return
     old = request.old_object if request.operation == UPDATE and request.old_object is not None else {}
-    key = request_key(
-        request, "charge", {"new": evaluator.usage(obj), "old": evaluator.usage(old) if old else {}}
-    )
+    key = request_key(request, "charge", {"new": the_plan.usage, "old": evaluator.usage(old) if old else {}})
     outcome = ledger.apply(request.namespace, key, starting, lambda usage: charge(the_plan, usage))
     _raise_unless_applied(outcome)
 

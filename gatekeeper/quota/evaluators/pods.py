@@ -9,8 +9,7 @@ from gatekeeper.admission.podresources import (
     PodLevel,
     containers,
     init_containers,
-    pod_limits,
-    pod_requests,
+    pod_totals,
     resource_list,
 )
 from gatekeeper.admission.request import CREATE, DELETE, UPDATE, AdmissionRequest
@@ -83,8 +82,7 @@ class PodEvaluator:
         """
         result: ResourceList = {COUNT: Quantity.from_int(1)}
         level = PodLevel.CPU_MEMORY_HUGEPAGES  # quota counts overhead and the larger of spec and status
-        requests = pod_requests(obj, pod_level=level, include_overhead=True, use_status_resources=True)
-        limits = pod_limits(obj, pod_level=level, include_overhead=True, use_status_resources=True)
+        requests, limits = pod_totals(obj, pod_level=level, include_overhead=True, use_status_resources=True)
         return add(result, compute_usage(requests, limits))
 
 
