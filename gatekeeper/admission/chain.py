@@ -12,7 +12,7 @@ import logging
 import traceback
 from collections.abc import Sequence
 
-import jsonpatch  # type: ignore[import-untyped]
+import jsonpatch
 
 from gatekeeper.admission import stream
 from gatekeeper.admission.errors import AdmissionDenied, bad_request, internal
@@ -54,7 +54,9 @@ class Chain:
             return _refused(exc, name, warnings, request)
         if request.object is None:
             return Outcome(warnings=tuple(warnings), object=None)
-        patch = jsonpatch.make_patch(request.object, obj).patch  # the issue asks for a well-kept library
+        # A well-kept library (issue 9). Without move detection: plugins add and set fields, never
+        # move one, and looking for moves serializes every added value (about a fifth of the diff).
+        patch = jsonpatch.JsonPatch.from_diff(request.object, obj, optimization=False).patch
         return Outcome(patch=list(patch), warnings=tuple(warnings), object=obj)
 
     def validate(self, request: AdmissionRequest, store: Store) -> Outcome:

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import jsonpatch  # type: ignore[import-untyped]
+import jsonpatch
 import pytest
 
 from gatekeeper.admission.registry import plugin_registered

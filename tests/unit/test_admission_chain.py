@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-import jsonpatch  # type: ignore[import-untyped]
+import jsonpatch
 import pytest
 
 from gatekeeper.admission.chain import Chain, build_chain

@@ -7,7 +7,7 @@ mutated and may reference neither service accounts nor secrets.
 
 from __future__ import annotations
 
-import secrets
+import random
 from typing import Any, ClassVar
 
 from gatekeeper.admission.errors import AdmissionDenied, bad_request, forbidden
@@ -167,7 +167,7 @@ def mount_token(spec: JSONObject, volume_name: str) -> bool:
 def _unique_name(prefix: str, volumes: list[JSONObject]) -> str:
     taken = {v.get("name") for v in volumes}
     while True:
-        name = prefix + "".join(secrets.choice(NAME_ALPHABET) for _ in range(5))
+        name = prefix + "".join(random.choices(NAME_ALPHABET, k=5))  # a name, not a secret
         if name not in taken:
             return name
 
