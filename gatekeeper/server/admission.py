@@ -17,7 +17,7 @@ from gatekeeper.server.body import read_json_object
 from gatekeeper.server.caller import require_caller
 from gatekeeper.server.responses import HTTPError, JSONResponse, bad_request
 from gatekeeper.server.runtime import Runtime
-from gatekeeper.store.base import Store
+from gatekeeper.store.base import Store, StoreError
 
 router = APIRouter()
 
@@ -54,7 +54,10 @@ async def _review(request: Request, phase: Phase, with_patch: bool) -> JSONRespo
     problem = runtime.admission.unavailable()
     if problem is not None:  # an HTTP error, so the caller's failurePolicy decides (Fail or Ignore)
         raise HTTPError(503, "ServiceUnavailable", f"admission state is unavailable: {problem}")
-    store = runtime.admission.store
+    try:
+        store = runtime.admission.request_store()
+    except StoreError as exc:
+        raise HTTPError(503, "ServiceUnavailable", f"admission state is unavailable: {exc}") from None
     if runtime.admission.runs_inline:
         outcome = phase(admission_request, store)
     else:  # a networked store may block for a round trip: keep it off the event loop

@@ -77,6 +77,11 @@ class AdmissionState:
     def watched(self) -> list[Watched[Any]]:
         return [self.manifests] if self.manifests else []
 
+    def request_store(self) -> Store:
+        """The store as one request should read it: a SQLite store through a snapshot, so that the
+        request's reads cost one query; the others (memory, etcd's watched copy) read memory anyway."""
+        return self.store.snapshot() if isinstance(self.store, SQLiteStore) else self.store
+
     def unavailable(self) -> str | None:
         """Why admission cannot use its store now (etcd unreachable), or None."""
         return self._availability() if self._availability is not None else None

@@ -6,6 +6,10 @@ last applied, so a restart with unchanged manifests keeps what the admission str
 Safe across restarts and across worker processes sharing the file. Objects are kept as JSON
 in one table keyed like the interface: (resource, namespace, name). Further tables (for
 example a quota ledger) live beside it; `transaction()` gives them the same atomicity.
+
+Every write also counts up `generation`, so one query tells whether any process has changed
+the objects. An admission request reads through `snapshot()`: it asks that once, and its reads
+(about seven for a pod) come from bytes cached since the last change instead of from SQLite.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import builtins
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import orjson
@@ -22,7 +26,7 @@ import orjson
 from gatekeeper.quota.sqlite_ledger import SQLiteLedger
 from gatekeeper.store.base import JSONObject, Key, StoreError, key_of
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the generation table
 BUSY_TIMEOUT_MS = 5000
 
 _SCHEMA = """
@@ -41,13 +45,19 @@ CREATE TABLE IF NOT EXISTS manifests (
     PRIMARY KEY (resource, namespace, name)
 );
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS generation (value INTEGER NOT NULL);
 """
+
+# ("get", resource, namespace, name) -> body or None; ("list", resource, namespace) -> bodies
+Cache = dict[tuple[str, ...], bytes | list[bytes] | None]
 
 
 class SQLiteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
+        self._cache: Cache = {}
+        self._cached_generation: int | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
@@ -72,6 +82,7 @@ class SQLiteStore:
                 raise StoreError(f"SQLite store {self.path}: {exc}") from None
             try:
                 yield self._db
+                self._db.execute("UPDATE generation SET value = value + 1")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -89,18 +100,38 @@ class SQLiteStore:
                 raise StoreError(f"SQLite store {self.path}: {exc}") from None
 
     def get(self, resource: str, namespace: str, name: str) -> JSONObject | None:
+        body = self.get_encoded(resource, namespace, name)
+        return _decode(body) if body is not None else None
+
+    def list(self, resource: str, namespace: str) -> builtins.list[JSONObject]:
+        return [_decode(body) for body in self.list_encoded(resource, namespace)]
+
+    def get_encoded(self, resource: str, namespace: str, name: str) -> bytes | None:
         rows = self._read(
             "SELECT body FROM objects WHERE resource = ? AND namespace = ? AND name = ?",
             (resource, namespace, name),
         )
-        return _decode(rows[0][0]) if rows else None
+        return rows[0][0] if rows else None
 
-    def list(self, resource: str, namespace: str) -> builtins.list[JSONObject]:
+    def list_encoded(self, resource: str, namespace: str) -> builtins.list[bytes]:
         rows = self._read(
             "SELECT body FROM objects WHERE resource = ? AND namespace = ? ORDER BY name",
             (resource, namespace),
         )
-        return [_decode(row[0]) for row in rows]
+        return [row[0] for row in rows]
+
+    def snapshot(self) -> SQLiteSnapshot:
+        """The store for one request: reads cached until a write by any process, writes through."""
+        rows = self._read("SELECT value FROM generation", ())
+        generation = int(rows[0][0]) if rows else None
+        with self._lock:
+            if generation is None or generation != self._cached_generation:
+                self._cache, self._cached_generation = {}, generation
+            return SQLiteSnapshot(self, self._cache)
+
+    def forget_cached(self) -> None:
+        with self._lock:
+            self._cache, self._cached_generation = {}, None
 
     def all(self) -> builtins.list[JSONObject]:
         rows = self._read("SELECT body FROM objects ORDER BY resource, namespace, name", ())
@@ -153,6 +184,69 @@ class SQLiteStore:
             self._db.close()
 
 
+class SQLiteSnapshot:
+    """A SQLiteStore as one admission request sees it (SQLiteStore.snapshot).
+
+    Reads come from the cache the snapshot was given, filled from SQLite on a miss; the cache holds
+    the stored bytes, so every read decodes a fresh object that a plugin may change. The cache is
+    valid because it was taken when the generation was known, and everything read into it since is
+    at least that new: a write by any process makes the next snapshot start an empty one. A write
+    through the snapshot goes to the store, and the snapshot reads afresh after it.
+    """
+
+    def __init__(self, store: SQLiteStore, cache: Cache) -> None:
+        self._store = store
+        self._cache = cache
+
+    @property
+    def quota_ledger(self) -> SQLiteLedger:
+        return self._store.quota_ledger
+
+    def get(self, resource: str, namespace: str, name: str) -> JSONObject | None:
+        key = ("get", resource, namespace, name)
+        if key not in self._cache:
+            self._cache[key] = self._store.get_encoded(resource, namespace, name)
+        body = self._cache[key]
+        return _decode(body) if isinstance(body, bytes) else None
+
+    def list(self, resource: str, namespace: str) -> builtins.list[JSONObject]:
+        key = ("list", resource, namespace)
+        if key not in self._cache:
+            self._cache[key] = self._store.list_encoded(resource, namespace)
+        bodies = self._cache[key]
+        return [_decode(body) for body in bodies] if isinstance(bodies, builtins.list) else []
+
+    def all(self) -> builtins.list[JSONObject]:
+        return self._store.all()
+
+    def applied_manifests(self) -> dict[Key, str]:
+        return self._store.applied_manifests()
+
+    def put(self, obj: JSONObject) -> None:
+        self._writing(lambda: self._store.put(obj))
+
+    def delete(self, resource: str, namespace: str, name: str) -> None:
+        self._writing(lambda: self._store.delete(resource, namespace, name))
+
+    def replace_all(self, objects: Iterable[JSONObject]) -> None:
+        self._writing(lambda: self._store.replace_all(objects))
+
+    def apply_manifests(
+        self, puts: Iterable[JSONObject], deletes: Iterable[Key], applied: Mapping[Key, str]
+    ) -> None:
+        self._writing(lambda: self._store.apply_manifests(puts, deletes, applied))
+
+    def close(self) -> None:
+        """The store outlives its snapshots."""
+
+    def _writing(self, write: Callable[[], None]) -> None:
+        try:
+            write()
+        finally:
+            self._cache = {}
+            self._store.forget_cached()
+
+
 def _create_schema(db: sqlite3.Connection) -> None:
     for statement in _SCHEMA.split(";"):
         if statement.strip():
@@ -160,8 +254,12 @@ def _create_schema(db: sqlite3.Connection) -> None:
     row = db.execute("SELECT version FROM schema_version").fetchone()
     if row is None:
         db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+    elif row[0] == 1:  # version 1 had no generation table; the statements above added it
+        db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
     elif row[0] != SCHEMA_VERSION:
         raise StoreError(f"schema version {row[0]}, this gatekeeper understands {SCHEMA_VERSION}")
+    if db.execute("SELECT value FROM generation").fetchone() is None:
+        db.execute("INSERT INTO generation VALUES (0)")
 
 
 def _put(db: sqlite3.Connection, obj: JSONObject) -> None:

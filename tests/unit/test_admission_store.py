@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+import orjson
 import pytest
 
+from gatekeeper.store.base import StoreError
 from gatekeeper.store.factory import StoreURLError, open_store
 from gatekeeper.store.manifests import ManifestError, ManifestSync, load_manifests
 from gatekeeper.store.memory import MemoryStore
@@ -48,6 +51,68 @@ def test_two_connections_see_each_others_writes(tmp_path: Path) -> None:
     first.close()
     second.close()
 
+
+
+WRITES = {
+    "put": lambda store: store.put(namespace("team", phase="Terminating")),
+    "delete": lambda store: store.delete("namespaces", "", "team"),
+    "replace_all": lambda store: store.replace_all([]),
+    "apply_manifests": lambda store: store.apply_manifests([], [("namespaces", "", "team")], {}),
+}
+
+
+@pytest.mark.parametrize("write", sorted(WRITES))
+def test_a_snapshot_sees_what_another_process_wrote_since_the_last_one(tmp_path: Path, write: str) -> None:
+    """Each worker process has its own connection; a second SQLiteStore on the file is one."""
+    ours, theirs = SQLiteStore(tmp_path / "s.db"), SQLiteStore(tmp_path / "s.db")
+    theirs.put(namespace("team"))
+    assert ours.snapshot().get("namespaces", "", "team") == namespace("team")  # now cached
+    WRITES[write](theirs)
+    assert ours.snapshot().get("namespaces", "", "team") == theirs.get("namespaces", "", "team")
+    ours.close()
+    theirs.close()
+
+
+def test_a_snapshot_reads_its_own_writes_and_hands_out_fresh_objects(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    snapshot = store.snapshot()
+    assert snapshot.get("namespaces", "", "team") is None
+    assert snapshot.list("namespaces", "") == []
+    snapshot.put(namespace("team"))
+    assert snapshot.get("namespaces", "", "team") == namespace("team")
+    assert snapshot.list("namespaces", "") == [namespace("team")]
+    snapshot.get("namespaces", "", "team")["status"]["phase"] = "Terminating"  # type: ignore[index]
+    snapshot.list("namespaces", "")[0]["status"]["phase"] = "Terminating"
+    assert snapshot.get("namespaces", "", "team") == namespace("team")
+    assert store.snapshot().list("namespaces", "") == [namespace("team")]
+    store.close()
+
+
+def test_a_version_1_store_file_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE objects (resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,"
+        " body BLOB NOT NULL, PRIMARY KEY (resource, namespace, name));"
+        "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);"
+    )
+    db.execute("INSERT INTO objects VALUES ('namespaces', '', 'team', ?)", (orjson.dumps(namespace("team")),))
+    db.commit()
+    db.close()
+    store = SQLiteStore(path)
+    assert store.snapshot().get("namespaces", "", "team") == namespace("team")
+    store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+
+
+def test_a_store_file_from_a_newer_gatekeeper_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE schema_version SET version = 3")
+    with pytest.raises(StoreError, match="schema version 3, this gatekeeper understands 2"):
+        SQLiteStore(path)
 
 @pytest.mark.parametrize("url", ["postgres://x", "sqlite:///", "sqlite://relative.db", "file.db"])
 def test_bad_store_urls_say_what_is_expected(url: str) -> None:
