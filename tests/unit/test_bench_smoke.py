@@ -44,3 +44,11 @@ def test_lint_bench_runs() -> None:
 
     rows = bench_lint.run(sizes=[50], repeat=1)
     assert [row.split()[:2] for row in rows[1:]] == [["50", "careful"], ["50", "noisy"]]
+
+
+def test_observe_bench_runs() -> None:
+    from tests.bench import bench_observe
+
+    rows = bench_observe.run(calls=200)
+    names = ["metrics.record", "observe.authorization,", "observe.authorization,", "ASGI"]
+    assert [row.split()[0] for row in rows] == names
