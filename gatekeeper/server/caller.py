@@ -10,7 +10,8 @@ Every protected route depends on `require_caller`:
    and verb = the HTTP method in lower case. No rule allows it: 403.
 
 Refusals are Kubernetes Status objects that say only "Unauthorized" or which user may not call
-which path; the reason a credential was rejected goes to the server log, without the credential.
+which path; the reason a credential was rejected goes to the server log and the audit log,
+without the credential.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from starlette.requests import Request
 from gatekeeper.authn.union import Unauthenticated
 from gatekeeper.authn.user import UserInfo
 from gatekeeper.authz.attributes import Attributes
+from gatekeeper.server import observe
 from gatekeeper.server.protocol import peer_certificates
 from gatekeeper.server.responses import HTTPError
 from gatekeeper.server.runtime import Runtime
@@ -43,6 +45,7 @@ async def authenticate_caller(request: Request) -> UserInfo:
     except Unauthenticated as exc:
         client = request.client.host if request.client else "?"
         log.info("401 %s %s from %s: %s", request.method, request.scope["path"], client, exc)
+        observe.caller_refused(request, None, str(exc))
         raise HTTPError(
             401, "Unauthorized", "Unauthorized", {"WWW-Authenticate": authenticator.challenges()}
         ) from None
@@ -59,6 +62,7 @@ def authorize_caller(request: Request, caller: UserInfo) -> None:
     if decision.allowed:
         return
     log.info("403 %s %s for user %r: %s", request.method, path, caller.name, decision.reason)
+    observe.caller_refused(request, caller, decision.reason)
     raise HTTPError(403, "Forbidden", f'forbidden: User "{caller.name}" cannot {verb} path "{path}"')
 
 

@@ -1,7 +1,8 @@
 """What each request decided, for the metrics and the audit log: one call per handler.
 
 A handler calls `authorization`, `authentication` or `admission` once with its decision; that
-names the request's decision label and queues an audit line. `Observe` (pure ASGI middleware)
+names the request's decision label and queues an audit line. A caller refused before any handler
+runs (401, 403) is audited through `caller_refused`. `Observe` (pure ASGI middleware)
 times every request and counts it when the response starts, under the handler's decision or,
 for a refusal (400/401/403/413...), under the HTTP reason. Nothing here blocks the event loop.
 
@@ -67,12 +68,30 @@ def admission(request: Request, review: AdmissionRequest, outcome: Outcome) -> N
     })
 
 
+def caller_refused(request: Request, caller: UserInfo | None, reason: str) -> None:
+    """Gatekeeper turned its own caller away: no identity (401, caller None) or the policy does not
+    let `caller` use the endpoint (403). Audited like a decision, with where the call came from."""
+    label = "forbidden" if caller is not None else "unauthorized"
+    _audit(request, caller, label, lambda: {
+        "sourceIP": request.client.host if request.client else None,
+        "user": None,
+        "groups": [],
+        "attributes": {"verb": request.method.lower(), "path": request.scope["path"]},
+        "reason": reason,
+    })
+
+
 def _decided(request: Request, label: str, details: Callable[[], dict[str, Any]]) -> None:
     request.scope[DECISION_KEY] = label
+    _audit(request, getattr(request.state, "caller", None), label, details)
+
+
+def _audit(
+    request: Request, caller: UserInfo | None, label: str, details: Callable[[], dict[str, Any]]
+) -> None:
     audit = request.app.state.audit
     if audit is None:
         return
-    caller: UserInfo | None = getattr(request.state, "caller", None)
     audit.write({
         "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "endpoint": request.scope["path"],

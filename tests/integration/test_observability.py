@@ -212,8 +212,11 @@ def test_one_audit_line_per_decision_with_rule_plugin_and_caller(setup: Setup) -
         c.post("/authenticate", json=token_review(REVIEWED_TOKEN + "x"))
     with setup.server.client(cert=None, headers={"Authorization": f"Bearer {CALLER_TOKEN}"}) as c:
         c.post("/authorize", json=sar("bob"))
-    lines = wait_for(lambda: setup.audit_lines() if len(setup.audit_lines()) >= 5 else None)
-    by = {(line["endpoint"], line["user"], line["decision"]): line for line in lines}
+    def written() -> dict[tuple[str, str | None, str], dict[str, Any]]:  # once this test's last line is in
+        by = {(line["endpoint"], line["user"], line["decision"]): line for line in setup.audit_lines()}
+        return by if ("/authorize", "bob", "no_opinion") in by else {}
+
+    by = wait_for(written)
 
     allowed = by[("/authorize", "alice", "allowed")]
     assert allowed["reason"] == "policy.jsonl:4"
@@ -244,6 +247,28 @@ def test_no_secret_reaches_the_audit_log_or_the_server_log(setup: Setup) -> None
     for secret in SECRETS:
         assert secret not in written
 
+
+
+def test_refused_callers_are_audited_with_where_they_came_from(setup: Setup) -> None:
+    with setup.server.client(cert=None, headers={"Authorization": f"Bearer {CALLER_TOKEN}-wrong"}) as c:
+        assert c.post("/admit", json=pod_review("refused-1", "p")).status_code == 401
+    with setup.server.client(cert=None, headers={"Authorization": f"Bearer {CALLER_TOKEN}"}) as c:
+        assert c.post("/admit", json=pod_review("refused-2", "p")).status_code == 403  # robot: not /admit
+
+    def refusals() -> list[dict[str, Any]]:  # the only refusals on /admit in this module
+        found = [line for line in setup.audit_lines()
+                 if line["endpoint"] == "/admit" and line["decision"] in ("unauthorized", "forbidden")]
+        return found if len(found) >= 2 else []
+
+    unauthorized, forbidden = sorted(wait_for(refusals), key=lambda line: line["decision"], reverse=True)
+    assert unauthorized["caller"] is None
+    assert unauthorized["reason"] == "bearer: invalid bearer token"
+    assert forbidden["caller"] == {"user": "robot", "groups": ["bots", "system:authenticated"]}
+    assert forbidden["reason"] == "No policy matched."
+    for line in (unauthorized, forbidden):
+        assert line["endpoint"] == "/admit" and line["sourceIP"] == "127.0.0.1"
+        assert line["attributes"] == {"verb": "post", "path": "/admit"}
+    assert CALLER_TOKEN not in setup.audit_path.read_text()
 
 def test_audit_log_rotates_by_size_and_keeps_maxbackup_files(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "audit.log", max_bytes=1000, max_backups=2)
