@@ -69,3 +69,21 @@ def test_a_refused_reload_freezes_nothing_new(tmp_path: Path, unfrozen: None) ->
             assert not _frozen(young)
 
     asyncio.run(serve_and_fail())
+
+
+def test_reloads_do_not_pile_up_frozen_policies(tmp_path: Path, unfrozen: None) -> None:
+    """A frozen object is never collected as part of a cycle: a replaced policy must go by its
+    reference count alone, or every reload would keep the old one forever."""
+    runtime, policy = _runtime(tmp_path, 2000)
+
+    async def reload_often() -> list[int]:
+        counts = []
+        async with runtime.lifespan(None):
+            for generation in range(4):
+                policy.write_text("".join(RULE.format(i=i + generation) for i in range(2000)))
+                runtime.reload_all()
+                counts.append(gc.get_freeze_count())
+        return counts
+
+    first, *later = asyncio.run(reload_often())
+    assert all(count <= first + 1000 for count in later), (first, later)  # one policy: ~8,000 objects
