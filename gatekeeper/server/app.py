@@ -30,9 +30,7 @@ ROUTERS = (
 
 def create_app(settings: Settings) -> FastAPI:
     runtime = Runtime(settings)
-    audit = open_audit_log(
-        settings.audit_log_path, settings.audit_log_maxsize, settings.audit_log_maxbackup, settings.workers
-    )
+    audit = open_audit_log(settings.audit_log_path, settings.audit_log_maxsize, settings.audit_log_maxbackup)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

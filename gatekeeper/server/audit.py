@@ -1,21 +1,27 @@
 """The audit log: one JSON line per decision, written off the event loop, rotated by size.
 
 A request only serializes its entry and puts the bytes on a queue. One writer thread wakes at
-most every BATCH_SECONDS, takes whatever has queued up, appends it with one write and one
-flush, and rotates the file when the next line would pass the size limit (kube-apiserver's
---audit-log-maxsize in megabytes): PATH becomes PATH.1, PATH.1 becomes PATH.2, and so on up to
---audit-log-maxbackup files (0 keeps none). Entries are built by server/observe.py from
-attributes only: no token, password, object body or `extra` value ever reaches this module.
+most every BATCH_SECONDS, takes whatever has queued up, and appends it with one write. Entries
+are built by server/observe.py from attributes only: no token, password, object body or `extra`
+value ever reaches this module.
+
+Every worker process of one server appends to the same file. They take turns through an flock
+of PATH.lock: the holder first follows a rotation another worker made (PATH names a new file),
+then appends, and rotates the file itself when the next line would pass the size limit
+(kube-apiserver's --audit-log-maxsize in megabytes): PATH becomes PATH.1, PATH.1 becomes PATH.2,
+and so on up to --audit-log-maxbackup files (0 keeps none: PATH is emptied instead).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -38,8 +44,8 @@ class AuditLog:
         self.path = path
         self.max_bytes = max_bytes
         self.max_backups = max_backups
+        self._lock = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         self._file: BinaryIO = open(path, "ab")  # noqa: SIM115 - open for the life of the log
-        self._size = self._file.tell()
         self._queue: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._drain, name="audit-log", daemon=True)
         self._thread.start()
@@ -68,35 +74,63 @@ class AuditLog:
             except OSError as exc:  # a full disk must not stop the server; the log says so
                 log.error("audit log %s: cannot write %d entries: %s", self.path, len(batch), exc)
         self._file.close()
+        os.close(self._lock)
 
     def _append(self, lines: list[bytes]) -> None:
-        chunk: list[bytes] = []
-        for line in lines:
-            if self.max_bytes and self._size and self._size + len(line) > self.max_bytes:
-                self._file.write(b"".join(chunk))
-                chunk = []
-                self._rotate()
-            chunk.append(line)
-            self._size += len(line)
-        self._file.write(b"".join(chunk))
-        self._file.flush()
+        with self._turn():
+            self._follow_rotation()
+            size = os.fstat(self._file.fileno()).st_size
+            chunk: list[bytes] = []
+            for line in lines:
+                if self.max_bytes and size and size + len(line) > self.max_bytes:
+                    self._write(chunk)
+                    chunk = []
+                    self._rotate()
+                    size = 0
+                chunk.append(line)
+                size += len(line)
+            self._write(chunk)
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """This process's turn at the file, among all the workers that write it."""
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+
+    def _follow_rotation(self) -> None:
+        """Another worker may have rotated the file since this one last wrote: reopen PATH."""
+        try:
+            current = os.stat(self.path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current != os.fstat(self._file.fileno()).st_ino:
+            self._file.close()
+            self._file = open(self.path, "ab")  # noqa: SIM115
+
+    def _write(self, chunk: list[bytes]) -> None:
+        if chunk:
+            self._file.write(b"".join(chunk))
+            self._file.flush()
 
     def _rotate(self) -> None:
         self._file.close()
-        for index in range(self.max_backups - 1, 0, -1):
-            older = self.path.with_name(f"{self.path.name}.{index}")
-            if older.exists():
-                os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
         if self.max_backups:
+            for index in range(self.max_backups - 1, 0, -1):
+                older = self.path.with_name(f"{self.path.name}.{index}")
+                if older.exists():
+                    os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
             os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        self._file = open(self.path, "wb")  # noqa: SIM115
-        self._size = 0
+        else:
+            os.truncate(self.path, 0)
+        # Append mode always: another worker's next write goes wherever the file ends.
+        self._file = open(self.path, "ab")  # noqa: SIM115
 
 
-def open_audit_log(path: Path | None, max_megabytes: int, max_backups: int, workers: int) -> AuditLog | None:
-    """The audit log of this process; with several workers each writes PATH.<pid> (no shared rotation)."""
+def open_audit_log(path: Path | None, max_megabytes: int, max_backups: int) -> AuditLog | None:
+    """The audit log of this process; every worker of a server opens the same PATH."""
     if path is None:
         return None
-    if workers > 1:
-        path = path.with_name(f"{path.name}.{os.getpid()}")
     return AuditLog(path, max_megabytes * MEGABYTE, max_backups)

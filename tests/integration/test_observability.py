@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import multiprocessing
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -270,18 +271,44 @@ def test_refused_callers_are_audited_with_where_they_came_from(setup: Setup) -> 
         assert line["attributes"] == {"verb": "post", "path": "/admit"}
     assert CALLER_TOKEN not in setup.audit_path.read_text()
 
+
 def test_audit_log_rotates_by_size_and_keeps_maxbackup_files(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "audit.log", max_bytes=1000, max_backups=2)
     for i in range(100):
         log.write({"n": i, "padding": "x" * 50})
     log.close()
-    files = sorted(p.name for p in tmp_path.iterdir())
+    files = sorted(p.name for p in tmp_path.iterdir() if p.name != "audit.log.lock")
     assert files == ["audit.log", "audit.log.1", "audit.log.2"]
     for name in files:
         assert (tmp_path / name).stat().st_size <= 1000
         for line in (tmp_path / name).read_text().splitlines():
             assert json.loads(line)["padding"] == "x" * 50
     assert json.loads((tmp_path / "audit.log").read_text().splitlines()[-1])["n"] == 99
+
+
+def _write_audit_entries(path: str, writer: int, count: int) -> None:
+    log = AuditLog(Path(path), max_bytes=4000, max_backups=1000)
+    for n in range(count):
+        log.write({"writer": writer, "n": n, "padding": "x" * 40})
+        if n % 50 == 0:
+            time.sleep(0.06)  # several batches, interleaved with the other writers'
+    log.close()
+
+
+def test_worker_processes_share_one_audit_file_and_its_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        pool.starmap(_write_audit_entries, [(str(path), writer, 400) for writer in range(3)])
+    files = [p for p in tmp_path.iterdir() if p.name != "audit.log.lock"]
+    assert len(files) > 10  # rotated many times, by whichever process found the file full
+    seen = set()
+    for file in files:
+        assert file.stat().st_size <= 4000
+        for line in file.read_text().splitlines():
+            entry = json.loads(line)  # whole lines only: no write cut into another
+            seen.add((entry["writer"], entry["n"]))
+    assert seen == {(writer, n) for writer in range(3) for n in range(400)}  # nothing lost, nothing twice
+    assert sum(len(f.read_text().splitlines()) for f in files) == 1200
 
 
 def test_json_logs_and_two_workers_share_request_metrics(tmp_path: Path) -> None:
@@ -295,8 +322,12 @@ def test_json_logs_and_two_workers_share_request_metrics(tmp_path: Path) -> None
             c.post("/authorize", json=sar("alice"))  # a 401: logged by the server
         totals = {counter(setup.metrics(), "/authorize", "allowed") for _ in range(6)}
         assert totals == {20.0}  # whichever worker answers the scrape reports all of them
-        audit_files = list((tmp_path / "audit").iterdir())
-        assert len(audit_files) >= 1 and all(p.name.startswith("audit.log.") for p in audit_files)
+        def allowed() -> list[dict[str, Any]]:
+            lines = [line for line in setup.audit_lines() if line["decision"] == "allowed"]
+            return lines if len(lines) >= 20 else []
+
+        assert len(wait_for(allowed)) == 20  # both workers' lines, in the one file
+        assert sorted(p.name for p in (tmp_path / "audit").iterdir()) == ["audit.log", "audit.log.lock"]
     lines = [line for line in server.log().splitlines() if line.strip()]
     assert lines
     for line in lines:
