@@ -22,9 +22,10 @@ from gatekeeper.api.admission import bad_review_response, parse_admission_review
 from gatekeeper.api.fields import InvalidObject
 from gatekeeper.commands.io import answer_each
 from gatekeeper.commands.state import write_list_file
+from gatekeeper.commands.store_flags import add_store_flags, open_store_from
 from gatekeeper.config import DEFAULT_ADMISSION_PLUGINS
 from gatekeeper.store.base import Store, StoreError
-from gatekeeper.store.factory import StoreURLError, open_store
+from gatekeeper.store.factory import StoreURLError
 from gatekeeper.store.manifests import ManifestError, ManifestSync
 
 # kinds the human form knows how to name as resources; others get a lower-case plural guess
@@ -46,8 +47,8 @@ def register(sub: Any) -> None:
     p.add_argument("--state", type=Path, action="append", default=[],
                    help="manifest file or folder of Namespaces, LimitRanges, ResourceQuotas, "
                         "ServiceAccounts, Secrets (repeatable)")
-    p.add_argument("--store", default="memory://",
-                   help="where the state lives while reviews run (memory:// or sqlite:///PATH)")
+    add_store_flags(p, "memory://", "where the state lives while reviews run: memory://, "
+                    "sqlite:///PATH or etcd://HOST:PORT[,...] (a server's store)")
     p.add_argument("--enable-admission-plugins", "--admission-control", dest="enable_admission_plugins",
                    default=",".join(DEFAULT_ADMISSION_PLUGINS))
     p.add_argument("--service-account-token-volume", choices=TOKEN_VOLUME_MODES, default="projected",
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     except UnknownPlugin as exc:
         return _fail(str(exc), 2)
     try:
-        store = open_store(args.store)
+        store = open_store_from(args)
     except (StoreURLError, StoreError) as exc:
         return _fail(str(exc), 2)
     try:

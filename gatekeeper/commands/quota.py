@@ -9,13 +9,14 @@ from typing import Any
 import yaml
 
 from gatekeeper.commands.io import read_text
+from gatekeeper.commands.store_flags import add_store_flags, open_store_from
 from gatekeeper.quota.check import seeds
 from gatekeeper.quota.quotas import parse_quota
 from gatekeeper.quota.reconcile import LiveObject, Recount, live_object, recount
 from gatekeeper.quota.resources import QuotaError, to_strings
 from gatekeeper.quota.status import quota_objects
 from gatekeeper.store.base import Store, StoreError
-from gatekeeper.store.factory import StoreURLError, open_store
+from gatekeeper.store.factory import StoreURLError
 
 DEFAULT_STORE = "sqlite:///var/gatekeeper.db"
 KUBECTL = "kubectl get pods,services,secrets,configmaps,persistentvolumeclaims -A -o json"
@@ -27,7 +28,7 @@ def register(sub: Any) -> None:
     reconcile = actions.add_parser(
         "reconcile", help=f"recount quota usage from live objects: the output of `{KUBECTL}`"
     )
-    reconcile.add_argument("--store", default=DEFAULT_STORE, help="sqlite:///PATH (the server's --store)")
+    add_store_flags(reconcile, DEFAULT_STORE, "the server's --store: sqlite:///PATH, etcd://HOST:PORT[,...]")
     reconcile.add_argument("--dry-run", action="store_true", help="print the recount, write nothing")
     reconcile.add_argument("input", nargs="?", default="-", help="a JSON or YAML List; - for stdin")
     reconcile.set_defaults(run=run_reconcile)
@@ -37,7 +38,7 @@ def run_reconcile(args: argparse.Namespace) -> int:
     try:
         name, text = read_text(args.input)
         objects = live_objects(text, name)
-        store = open_store(args.store)
+        store = open_store_from(args)
         try:
             recounts = _recount(store, objects)
             if not args.dry_run:

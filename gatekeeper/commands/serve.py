@@ -16,6 +16,7 @@ import orjson
 import uvicorn
 
 from gatekeeper import pki
+from gatekeeper.commands.store_flags import add_store_flags
 from gatekeeper.config import DEFAULT_ADMISSION_PLUGINS, Settings
 
 log = logging.getLogger("gatekeeper.serve")
@@ -43,13 +44,9 @@ def register(sub: Any) -> None:
                    default=",".join(DEFAULT_ADMISSION_PLUGINS))
     p.add_argument("--state", type=Path, action="append", default=[],
                    help="manifest file or folder (repeatable)")
-    p.add_argument("--store", default="sqlite:///var/gatekeeper.db",
-                   help="admission state: sqlite:///PATH (sqlite:////abs/path), memory://, or "
-                        "etcd://HOST:PORT[,HOST:PORT...] shared by several replicas")
-    p.add_argument("--etcd-prefix", default="/gatekeeper/", help="prefix of every etcd key gatekeeper uses")
-    p.add_argument("--etcd-cafile", type=Path, help="CA that signed the etcd members' certificates (HTTPS)")
-    p.add_argument("--etcd-certfile", type=Path, help="client certificate presented to etcd")
-    p.add_argument("--etcd-keyfile", type=Path, help="key of --etcd-certfile")
+    add_store_flags(p, "sqlite:///var/gatekeeper.db",
+                    "admission state: sqlite:///PATH (sqlite:////abs/path), memory://, or "
+                    "etcd://HOST:PORT[,HOST:PORT...] shared by several replicas")
     p.add_argument("--service-account-token-volume", choices=("projected", "secret"), default="projected",
                    help="token volume the ServiceAccount plugin mounts: projected (current Kubernetes) "
                         "or secret (the service account's token Secret)")

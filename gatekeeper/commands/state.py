@@ -12,10 +12,11 @@ import orjson
 import yaml
 
 from gatekeeper.commands.io import read_text
+from gatekeeper.commands.store_flags import add_store_flags, open_store_from
 from gatekeeper.quota.resources import QuotaError
 from gatekeeper.quota.status import namespace_quotas, with_usage
 from gatekeeper.store.base import JSONObject, Store, StoreError, key_of
-from gatekeeper.store.factory import StoreURLError, open_store
+from gatekeeper.store.factory import StoreURLError
 from gatekeeper.store.manifests import ManifestError, parse_objects
 
 DEFAULT_STORE = "sqlite:///var/gatekeeper.db"
@@ -29,11 +30,11 @@ def register(sub: Any) -> None:
         help="replace the store's view with live objects: the output of `kubectl get namespaces,"
         "limitranges,resourcequotas,serviceaccounts,secrets -A -o json`",
     )
-    sync.add_argument("--store", default=DEFAULT_STORE, help="sqlite:///PATH or memory://")
+    add_store_flags(sync, DEFAULT_STORE, "the server's --store: sqlite:///PATH, etcd://HOST:PORT[,...]")
     sync.add_argument("input", nargs="?", default="-", help="a JSON or YAML List; - for stdin")
     sync.set_defaults(run=run_sync)
     show = actions.add_parser("show", help="print the store's objects as a kind: List")
-    show.add_argument("--store", default=DEFAULT_STORE, help="sqlite:///PATH or memory://")
+    add_store_flags(show, DEFAULT_STORE, "the server's --store: sqlite:///PATH, etcd://HOST:PORT[,...]")
     show.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
     show.set_defaults(run=run_show)
 
@@ -42,7 +43,7 @@ def run_sync(args: argparse.Namespace) -> int:
     try:
         name, text = read_text(args.input)
         objects = parse_objects(text, name)
-        store = open_store(args.store)
+        store = open_store_from(args)
         try:
             store.replace_all(objects)
             restart_quota_usage(store)
@@ -73,7 +74,7 @@ def _namespace(obj: JSONObject) -> str:
 
 def run_show(args: argparse.Namespace) -> int:
     try:
-        store = open_store(args.store)
+        store = open_store_from(args)
         try:
             write_list(sys.stdout, store, args.output)
         finally:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from gatekeeper.cli import main
 from gatekeeper.store.base import StoreError
 from gatekeeper.store.etcd import EtcdStore
 from gatekeeper.store.etcd_options import EtcdOptions
@@ -72,3 +74,36 @@ def test_serve_with_the_etcd_tls_flags(tls_etcd: Cluster, tmp_path: Path) -> Non
         response = client.post("/admit", json=pod_review(str(uuid.uuid4()), "p"))
         assert response.json()["response"]["allowed"], response.text
         assert used(client) == {"pods": "1"}
+
+
+def test_offline_commands_take_the_same_etcd_flags_as_serve(
+    tls_etcd: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tls = tls_etcd.members[0].tls
+    assert tls is not None
+    certificates = ["--etcd-cafile", str(tls.ca), "--etcd-certfile", str(tls.client.cert),
+                    "--etcd-keyfile", str(tls.client.key)]
+    flags = ["--store", tls_etcd.url, "--etcd-prefix", fresh_prefix(), *certificates]
+    live = tmp_path / "live.json"
+    live.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"},
+         "status": {"phase": "Active"}},
+        {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "compute", "namespace": "team-a"},
+         "spec": {"hard": {"pods": "5"}}, "status": {"hard": {"pods": "5"}, "used": {"pods": "4"}}},
+    ]}))
+    assert main(["state", "sync", *flags, str(live)]) == 0
+    capsys.readouterr()
+    assert main(["state", "show", *flags, "-o", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [o["metadata"]["name"] for o in shown["items"]] == ["team-a", "compute"]
+
+    pods = tmp_path / "pods.json"
+    pods.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": []}))
+    assert main(["quota", "reconcile", *flags, str(pods)]) == 0  # no pods are running: 4 -> 0
+    table = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["team-a", "compute", "pods", "5", "4", "0"] in table
+
+    assert main(["state", "show", "--store", tls_etcd.url, *certificates, "-o", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["items"] == []  # another prefix, another view
+    assert main(["state", "show", "--store", tls_etcd.url, "-o", "json"]) != 0  # no certificate
+    assert "etcd" in capsys.readouterr().err

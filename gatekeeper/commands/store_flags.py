@@ -1,0 +1,37 @@
+"""--store and the etcd flags: the same for `serve` and for every offline command that opens the
+server's store (admit, state sync/show, quota reconcile), so a command can reach an etcd that
+requires TLS client certificates under a non-default prefix, as the server does."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gatekeeper.store.base import Store
+from gatekeeper.store.etcd_options import EtcdOptions
+from gatekeeper.store.factory import open_store
+
+DEFAULT_ETCD_PREFIX = "/gatekeeper/"
+
+
+def add_store_flags(parser: argparse.ArgumentParser, default: str, help: str) -> None:
+    parser.add_argument("--store", default=default, help=help)
+    parser.add_argument("--etcd-prefix", default=DEFAULT_ETCD_PREFIX,
+                        help="prefix of every etcd key gatekeeper uses")
+    parser.add_argument("--etcd-cafile", type=Path,
+                        help="CA that signed the etcd members' certificates (HTTPS)")
+    parser.add_argument("--etcd-certfile", type=Path, help="client certificate presented to etcd")
+    parser.add_argument("--etcd-keyfile", type=Path, help="key of --etcd-certfile")
+
+
+def etcd_options(args: argparse.Namespace) -> EtcdOptions:
+    """The etcd flags; the endpoints come from --store etcd://..."""
+    return EtcdOptions(
+        endpoints=(), prefix=args.etcd_prefix, cafile=args.etcd_cafile,
+        certfile=args.etcd_certfile, keyfile=args.etcd_keyfile,
+    )
+
+
+def open_store_from(args: argparse.Namespace) -> Store:
+    """StoreURLError or StoreError, for the command to report."""
+    return open_store(args.store, etcd_options(args))
