@@ -140,32 +140,6 @@ def pod_totals(
     return requests, limits
 
 
-def pod_requests(
-    pod: Mapping[str, Any],
-    *,
-    pod_level: PodLevel = PodLevel.CPU_MEMORY,
-    include_overhead: bool = False,
-    use_status_resources: bool = False,
-) -> ResourceList:
-    """Total requests of a pod (resourcehelper.PodRequests); see pod_totals."""
-    return pod_totals(
-        pod, pod_level=pod_level, include_overhead=include_overhead, use_status_resources=use_status_resources
-    )[0]
-
-
-def pod_limits(
-    pod: Mapping[str, Any],
-    *,
-    pod_level: PodLevel = PodLevel.CPU_MEMORY,
-    include_overhead: bool = False,
-    use_status_resources: bool = False,
-) -> ResourceList:
-    """Total limits of a pod (resourcehelper.PodLimits); see pod_totals."""
-    return pod_totals(
-        pod, pod_level=pod_level, include_overhead=include_overhead, use_status_resources=use_status_resources
-    )[1]
-
-
 def _aggregate(regular: Iterable[ResourceList], init: Iterable[tuple[ResourceList, bool]]) -> ResourceList:
     """Σ regular + Σ sidecars, then the max with each init container's peak (own + sidecars before it)."""
     totals: ResourceList = {}

@@ -14,10 +14,17 @@ from gatekeeper.admission.podresources import (
     ResourceList,
     containers,
     init_containers,
-    pod_limits,
-    pod_requests,
+    pod_totals,
 )
 from gatekeeper.quantity import Quantity, parse_quantity
+
+
+def pod_requests(p: dict[str, Any], **options: Any) -> ResourceList:
+    return pod_totals(p, **options)[0]
+
+
+def pod_limits(p: dict[str, Any], **options: Any) -> ResourceList:
+    return pod_totals(p, **options)[1]
 
 
 def ctr(
