@@ -44,7 +44,8 @@ class AuditLog:
         self.path = path
         self.max_bytes = max_bytes
         self.max_backups = max_backups
-        self._lock = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        self._lock_path = f"{path}.lock"
+        self._lock = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         self._file: BinaryIO = open(path, "ab")  # noqa: SIM115 - open for the life of the log
         self._queue: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._drain, name="audit-log", daemon=True)
@@ -71,14 +72,14 @@ class AuditLog:
             stopping = _STOP in batch
             try:
                 self._append([line for line in batch if line != _STOP])
-            except OSError as exc:  # a full disk must not stop the server; the log says so
+            except Exception as exc:  # a full disk must not stop the server, nor this thread
                 log.error("audit log %s: cannot write %d entries: %s", self.path, len(batch), exc)
         self._file.close()
         os.close(self._lock)
 
     def _append(self, lines: list[bytes]) -> None:
         with self._turn():
-            self._follow_rotation()
+            self._reopen_if_moved()
             size = os.fstat(self._file.fileno()).st_size
             chunk: list[bytes] = []
             for line in lines:
@@ -93,20 +94,23 @@ class AuditLog:
 
     @contextlib.contextmanager
     def _turn(self) -> Iterator[None]:
-        """This process's turn at the file, among all the workers that write it."""
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        """This process's turn at the file, among all the workers that write it. A lock file
+        removed meanwhile (a cleanup of PATH*) is made again, so that all workers lock one file."""
+        while True:
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
+            if _same_file(self._lock_path, os.fstat(self._lock)):
+                break
+            os.close(self._lock)
+            self._lock = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             yield
         finally:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
 
-    def _follow_rotation(self) -> None:
-        """Another worker may have rotated the file since this one last wrote: reopen PATH."""
-        try:
-            current = os.stat(self.path).st_ino
-        except FileNotFoundError:
-            current = None
-        if current != os.fstat(self._file.fileno()).st_ino:
+    def _reopen_if_moved(self) -> None:
+        """Write to what PATH names now: another worker may have rotated it, an admin moved or
+        removed it, or an earlier reopen failed and left no file open."""
+        if self._file.closed or not _same_file(str(self.path), os.fstat(self._file.fileno())):
             self._file.close()
             self._file = open(self.path, "ab")  # noqa: SIM115
 
@@ -116,17 +120,27 @@ class AuditLog:
             self._file.flush()
 
     def _rotate(self) -> None:
+        """PATH moves to PATH.1 (or is emptied); should that fail, the next turn reopens PATH."""
         self._file.close()
         if self.max_backups:
             for index in range(self.max_backups - 1, 0, -1):
                 older = self.path.with_name(f"{self.path.name}.{index}")
                 if older.exists():
                     os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
-            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        else:
+            with contextlib.suppress(FileNotFoundError):  # removed since this turn began: nothing to keep
+                os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        elif self.path.exists():
             os.truncate(self.path, 0)
         # Append mode always: another worker's next write goes wherever the file ends.
         self._file = open(self.path, "ab")  # noqa: SIM115
+
+
+def _same_file(path: str, opened: os.stat_result) -> bool:
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def open_audit_log(path: Path | None, max_megabytes: int, max_backups: int) -> AuditLog | None:
