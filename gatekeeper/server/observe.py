@@ -68,9 +68,43 @@ def admission(request: Request, review: AdmissionRequest, outcome: Outcome) -> N
     })
 
 
+class RefusalBudget:
+    """How many refused callers a process audits per second. Anyone who can reach the port can be
+    refused, as fast as they can send; unbounded, that would rotate real decisions out of the
+    audit log. The entry after a full second says how many were left out (`suppressed`), and
+    the request metrics count every refusal."""
+
+    def __init__(self, per_second: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_second = per_second
+        self._clock = clock
+        self._second = -1
+        self._used = 0
+        self._suppressed = 0
+
+    def take(self) -> int | None:
+        """None: leave this one out. Otherwise audit it, with the number left out before it."""
+        second = int(self._clock())
+        if second != self._second:
+            self._second, self._used = second, 0
+        if self._used >= self.per_second:
+            self._suppressed += 1
+            return None
+        self._used += 1
+        suppressed, self._suppressed = self._suppressed, 0
+        return suppressed
+
+
+REFUSALS = RefusalBudget(per_second=20)
+
+
 def caller_refused(request: Request, caller: UserInfo | None, reason: str) -> None:
     """Gatekeeper turned its own caller away: no identity (401, caller None) or the policy does not
     let `caller` use the endpoint (403). Audited like a decision, with where the call came from."""
+    if request.app.state.audit is None:
+        return
+    suppressed = REFUSALS.take()
+    if suppressed is None:
+        return
     label = "forbidden" if caller is not None else "unauthorized"
     _audit(request, caller, label, lambda: {
         "sourceIP": request.client.host if request.client else None,
@@ -78,6 +112,7 @@ def caller_refused(request: Request, caller: UserInfo | None, reason: str) -> No
         "groups": [],
         "attributes": {"verb": request.method.lower(), "path": request.scope["path"]},
         "reason": reason,
+        **({"suppressed": suppressed} if suppressed else {}),
     })
 
 

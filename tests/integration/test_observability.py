@@ -22,6 +22,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gatekeeper.server import observe
 from gatekeeper.server.audit import AuditLog
 from tests.support import waiting
 from tests.support.server import Server, running_server
@@ -285,6 +286,59 @@ def test_audit_log_rotates_by_size_and_keeps_maxbackup_files(tmp_path: Path) -> 
             assert json.loads(line)["padding"] == "x" * 50
     assert json.loads((tmp_path / "audit.log").read_text().splitlines()[-1])["n"] == 99
 
+
+
+def _lines(path: Path) -> list[int]:
+    return [json.loads(line)["n"] for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_the_audit_log_survives_its_files_being_removed_or_moved(tmp_path: Path) -> None:
+    """An operator's rm or an outside logrotate between two batches: the next batch goes to a
+    new PATH (and a new PATH.lock), and the writer keeps writing."""
+    path = tmp_path / "audit.log"
+    log = AuditLog(path, max_bytes=0, max_backups=0)
+    log.write({"n": 1})
+    wait_for(lambda: _lines(path) == [1])
+    path.rename(tmp_path / "moved.log")
+    (tmp_path / "audit.log.lock").unlink()
+    log.write({"n": 2})
+    wait_for(lambda: _lines(path) == [2])
+    path.unlink()
+    log.write({"n": 3})
+    log.close()
+    assert _lines(path) == [3]
+    assert _lines(tmp_path / "moved.log") == [1]
+    assert (tmp_path / "audit.log.lock").exists()
+
+
+def test_refused_callers_are_audited_within_a_budget_that_counts_what_it_leaves_out() -> None:
+    now = [100.0]
+    budget = observe.RefusalBudget(per_second=3, clock=lambda: now[0])
+    assert [budget.take() for _ in range(5)] == [0, 0, 0, None, None]
+    now[0] = 100.9
+    assert budget.take() is None
+    now[0] = 101.0
+    assert [budget.take() for _ in range(4)] == [3, 0, 0, None]  # the first of a second says 3 were left out
+    now[0] = 105.2
+    assert budget.take() == 1
+
+
+def test_a_flood_of_refused_callers_is_audited_in_part_and_counted_in_full(setup: Setup) -> None:
+    flood = 5 * observe.REFUSALS.per_second
+    with setup.server.client(cert=None) as c:
+        for _ in range(flood):
+            assert c.post("/mutate", json={}).status_code == 401
+    time.sleep(1.1)  # the next second's first refusal reports what the flood left out
+    with setup.server.client(cert=None) as c:
+        assert c.post("/mutate", json={}).status_code == 401
+
+    def mutate_refusals() -> list[dict[str, Any]]:
+        found = [line for line in setup.audit_lines() if line["endpoint"] == "/mutate"]
+        return found if len(found) + sum(line.get("suppressed", 0) for line in found) >= flood + 1 else []
+
+    found = wait_for(mutate_refusals)
+    assert len(found) + sum(line.get("suppressed", 0) for line in found) == flood + 1
+    assert len(found) < flood + 1  # the budget left some out: a flood cannot fill the audit log
 
 def _write_audit_entries(path: str, writer: int, count: int) -> None:
     log = AuditLog(Path(path), max_bytes=4000, max_backups=1000)
