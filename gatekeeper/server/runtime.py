@@ -95,7 +95,11 @@ def freeze_long_lived() -> None:
     """Hide everything alive now (the policy index, the credential files, the app) from the cyclic
     garbage collector. A 10,000-rule policy is a few hundred thousand objects; every full
     collection walked them all and stopped the worker for ~50 ms, several times a minute under
-    admission load: the whole p99. Called at start-up and after each successful reload. The
-    collect first, so that garbage alive at that moment is not frozen with them."""
+    admission load: the whole p99. Called at start-up and after each successful reload.
+
+    A frozen object is never collected, so each call first thaws what the last one froze and
+    collects: what was alive then but is garbage now (the replaced policy, the connections open
+    at the last reload) goes, and nothing stays frozen longer than until the next reload."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,3 +88,30 @@ def test_reloads_do_not_pile_up_frozen_policies(tmp_path: Path, unfrozen: None) 
 
     first, *later = asyncio.run(reload_often())
     assert all(count <= first + 1000 for count in later), (first, later)  # one policy: ~8,000 objects
+
+
+class _Cycle:
+    """Garbage only the cyclic collector can reclaim, like a closed connection's objects."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_garbage_frozen_at_one_reload_is_collected_at_the_next(tmp_path: Path, unfrozen: None) -> None:
+    runtime, policy = _runtime(tmp_path, 10)
+
+    async def reload_twice() -> None:
+        async with runtime.lifespan(None):
+            alive_at_reload = _Cycle()  # e.g. a connection open while the first reload happens
+            gone = weakref.ref(alive_at_reload)
+            policy.write_text(RULE.format(i=1))
+            runtime.reload_all()
+            assert _frozen(alive_at_reload)
+            del alive_at_reload
+            gc.collect()
+            assert gone() is not None  # frozen: a collection does not see it
+            policy.write_text(RULE.format(i=2))
+            runtime.reload_all()
+            assert gone() is None
+
+    asyncio.run(reload_twice())
