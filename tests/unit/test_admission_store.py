@@ -101,9 +101,11 @@ def test_a_version_1_store_file_is_upgraded_in_place(tmp_path: Path) -> None:
     db.close()
     store = SQLiteStore(path)
     assert store.snapshot().get("namespaces", "", "team") == namespace("team")
-    store.close()
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        db.execute("DELETE FROM objects")  # outside gatekeeper: an operator, an older binary
+    assert store.snapshot().get("namespaces", "", "team") is None
+    store.close()
 
 
 def test_a_store_file_from_a_newer_gatekeeper_is_refused(tmp_path: Path) -> None:
