@@ -47,8 +47,10 @@ def register(sub: Any) -> None:
     p.add_argument("--state", type=Path, action="append", default=[],
                    help="manifest file or folder of Namespaces, LimitRanges, ResourceQuotas, "
                         "ServiceAccounts, Secrets (repeatable)")
-    add_store_flags(p, "memory://", "where the state lives while reviews run: memory://, "
-                    "sqlite:///PATH or etcd://HOST:PORT[,...] (a server's store)")
+    add_store_flags(p, "memory://", "where the state lives while reviews run: memory:// (default), "
+                    "sqlite:///PATH or etcd://HOST:PORT[,...]. Admitted objects are recorded and quota "
+                    "is charged there, and --state replaces its manifests: name a server's store only "
+                    "to change that server's state")
     p.add_argument("--enable-admission-plugins", "--admission-control", dest="enable_admission_plugins",
                    default=",".join(DEFAULT_ADMISSION_PLUGINS))
     p.add_argument("--service-account-token-volume", choices=TOKEN_VOLUME_MODES, default="projected",

@@ -113,7 +113,7 @@ class SQLiteLedger:
             while not self._closed.wait(CHECKPOINT_SECONDS):
                 try:
                     db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as exc:  # the next round tries again; the WAL only grows meanwhile
+                except Exception as exc:  # the next round tries again; the WAL only grows meanwhile
                     log.warning("quota ledger %s: checkpoint failed: %s", self.path, exc)
         finally:
             db.close()
