@@ -49,5 +49,5 @@ class Settings(BaseModel):
     log_level: str = "info"
     log_format: Literal["text", "json"] = "text"
     audit_log_path: Path | None = None
-    audit_log_maxsize: int = Field(default=100, ge=0)  # MB; 0 = never rotate
-    audit_log_maxbackup: int = Field(default=10, ge=0)
+    audit_log_maxsize: int = Field(default=100, ge=0)  # MB; 0 = 100, as kube-apiserver reads it
+    audit_log_maxbackup: int = Field(default=10, ge=0)  # 0 = keep every rotated file

@@ -60,9 +60,10 @@ def register(sub: Any) -> None:
     p.add_argument("--audit-log-path", type=Path,
                    help="write one JSON line per decision to this file")
     p.add_argument("--audit-log-maxsize", type=int, default=100,
-                   help="rotate the audit log when it reaches this many megabytes (0: never)")
+                   help="rotate the audit log when it reaches this many megabytes "
+                        "(0: 100, as kube-apiserver reads it)")
     p.add_argument("--audit-log-maxbackup", type=int, default=10,
-                   help="rotated audit log files to keep")
+                   help="rotated audit log files to keep (0: keep them all, as kube-apiserver does)")
     p.set_defaults(run=run)
 
 

@@ -8,8 +8,9 @@ value ever reaches this module.
 Every worker process of one server appends to the same file. They take turns through an flock
 of PATH.lock: the holder first follows a rotation another worker made (PATH names a new file),
 then appends, and rotates the file itself when the next line would pass the size limit
-(kube-apiserver's --audit-log-maxsize in megabytes): PATH becomes PATH.1, PATH.1 becomes PATH.2,
-and so on up to --audit-log-maxbackup files (0 keeps none: PATH is emptied instead).
+(kube-apiserver's --audit-log-maxsize in megabytes, 0 meaning 100): PATH becomes PATH.1, PATH.1
+becomes PATH.2, and so on up to --audit-log-maxbackup files (0 keeps them all, as
+kube-apiserver's does).
 """
 
 from __future__ import annotations
@@ -37,9 +38,12 @@ BATCH_SECONDS = 0.05
 _STOP = b""
 
 
+DEFAULT_MAX_MEGABYTES = 100  # what kube-apiserver's log writer takes --audit-log-maxsize 0 to mean
+
+
 class AuditLog:
     def __init__(self, path: Path, max_bytes: int, max_backups: int) -> None:
-        """max_bytes 0: never rotate."""
+        """max_bytes 0: never rotate; max_backups 0: keep every rotated file."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.max_bytes = max_bytes
@@ -120,19 +124,28 @@ class AuditLog:
             self._file.flush()
 
     def _rotate(self) -> None:
-        """PATH moves to PATH.1 (or is emptied); should that fail, the next turn reopens PATH."""
+        """PATH moves to PATH.1 and each PATH.N to PATH.N+1, the oldest beyond max_backups
+        overwritten; should that fail, the next turn reopens PATH."""
         self._file.close()
-        if self.max_backups:
-            for index in range(self.max_backups - 1, 0, -1):
-                older = self.path.with_name(f"{self.path.name}.{index}")
-                if older.exists():
-                    os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
-            with contextlib.suppress(FileNotFoundError):  # removed since this turn began: nothing to keep
-                os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        elif self.path.exists():
-            os.truncate(self.path, 0)
+        kept = self.max_backups or self._backups() + 1
+        for index in range(kept - 1, 0, -1):
+            older = self._backup(index)
+            if older.exists():
+                os.replace(older, self._backup(index + 1))
+        with contextlib.suppress(FileNotFoundError):  # removed since this turn began: nothing to keep
+            os.replace(self.path, self._backup(1))
         # Append mode always: another worker's next write goes wherever the file ends.
         self._file = open(self.path, "ab")  # noqa: SIM115
+
+    def _backup(self, index: int) -> Path:
+        return self.path.with_name(f"{self.path.name}.{index}")
+
+    def _backups(self) -> int:
+        """How many rotated files there are now: PATH.1 ... PATH.N without a gap."""
+        count = 0
+        while self._backup(count + 1).exists():
+            count += 1
+        return count
 
 
 def _same_file(path: str, opened: os.stat_result) -> bool:
@@ -147,4 +160,4 @@ def open_audit_log(path: Path | None, max_megabytes: int, max_backups: int) -> A
     """The audit log of this process; every worker of a server opens the same PATH."""
     if path is None:
         return None
-    return AuditLog(path, max_megabytes * MEGABYTE, max_backups)
+    return AuditLog(path, (max_megabytes or DEFAULT_MAX_MEGABYTES) * MEGABYTE, max_backups)

@@ -23,7 +23,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gatekeeper.server import observe
-from gatekeeper.server.audit import AuditLog
+from gatekeeper.server.audit import AuditLog, open_audit_log
 from tests.support import waiting
 from tests.support.server import Server, running_server
 
@@ -287,6 +287,23 @@ def test_audit_log_rotates_by_size_and_keeps_maxbackup_files(tmp_path: Path) -> 
     assert json.loads((tmp_path / "audit.log").read_text().splitlines()[-1])["n"] == 99
 
 
+
+
+def test_maxbackup_0_keeps_every_rotated_file_and_maxsize_0_means_100_megabytes(tmp_path: Path) -> None:
+    """As kube-apiserver reads --audit-log-maxbackup 0 and --audit-log-maxsize 0."""
+    log = AuditLog(tmp_path / "audit.log", max_bytes=1000, max_backups=0)
+    for i in range(100):
+        log.write({"n": i, "padding": "x" * 50})
+    log.close()
+    files = [p for p in tmp_path.iterdir() if p.name != "audit.log.lock"]
+    assert len(files) > 5
+    numbers = sorted(n for p in files for n in _lines(p))
+    assert numbers == list(range(100))
+    newest_first = sorted(files, key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0)
+    assert [n for p in reversed(newest_first) for n in _lines(p)] == list(range(100))  # PATH.N is the oldest
+    default = open_audit_log(tmp_path / "other.log", max_megabytes=0, max_backups=0)
+    assert default is not None and default.max_bytes == 100 * 1024 * 1024
+    default.close()
 
 def _lines(path: Path) -> list[int]:
     return [json.loads(line)["n"] for line in path.read_text().splitlines()] if path.exists() else []
