@@ -50,7 +50,7 @@ class AuditLog:
         self.max_backups = max_backups
         self._lock_path = f"{path}.lock"
         self._lock = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        self._file: BinaryIO = open(path, "ab")  # noqa: SIM115 - open for the life of the log
+        self._file: BinaryIO = _open_for_append(path)
         self._queue: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._drain, name="audit-log", daemon=True)
         self._thread.start()
@@ -116,7 +116,7 @@ class AuditLog:
         removed it, or an earlier reopen failed and left no file open."""
         if self._file.closed or not _same_file(str(self.path), os.fstat(self._file.fileno())):
             self._file.close()
-            self._file = open(self.path, "ab")  # noqa: SIM115
+            self._file = _open_for_append(self.path)
 
     def _write(self, chunk: list[bytes]) -> None:
         if chunk:
@@ -134,8 +134,7 @@ class AuditLog:
                 os.replace(older, self._backup(index + 1))
         with contextlib.suppress(FileNotFoundError):  # removed since this turn began: nothing to keep
             os.replace(self.path, self._backup(1))
-        # Append mode always: another worker's next write goes wherever the file ends.
-        self._file = open(self.path, "ab")  # noqa: SIM115
+        self._file = _open_for_append(self.path)
 
     def _backup(self, index: int) -> Path:
         return self.path.with_name(f"{self.path.name}.{index}")
@@ -146,6 +145,12 @@ class AuditLog:
         while self._backup(count + 1).exists():
             count += 1
         return count
+
+
+def _open_for_append(path: Path) -> BinaryIO:
+    """Append mode always (another worker's next write goes wherever the file ends); a new file is
+    readable by its owner only, as kube-apiserver's audit files are: it names users and objects."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
 
 
 def _same_file(path: str, opened: os.stat_result) -> bool:

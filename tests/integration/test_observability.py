@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import multiprocessing
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -280,6 +281,8 @@ def test_audit_log_rotates_by_size_and_keeps_maxbackup_files(tmp_path: Path) -> 
     log.close()
     files = sorted(p.name for p in tmp_path.iterdir() if p.name != "audit.log.lock")
     assert files == ["audit.log", "audit.log.1", "audit.log.2"]
+    for name in [*files, "audit.log.lock"]:
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600  # names users and objects
     for name in files:
         assert (tmp_path / name).stat().st_size <= 1000
         for line in (tmp_path / name).read_text().splitlines():
