@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import orjson
 
@@ -35,6 +35,7 @@ MEGABYTE = 1024 * 1024
 # /authorize about 80 us of CPU per request; batching bounds the hand-overs to 20 a second. An
 # entry reaches the file at most this much later (kill -9 could always lose what was queued).
 BATCH_SECONDS = 0.05
+ROTATION_RETRY_SECONDS = 60
 _STOP = b""
 
 
@@ -49,8 +50,9 @@ class AuditLog:
         self.max_bytes = max_bytes
         self.max_backups = max_backups
         self._lock_path = f"{path}.lock"
-        self._lock = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        self._file: BinaryIO = _open_for_append(path)
+        self._lock = _open_lock(self._lock_path)
+        self._fd = _open_for_append(path)
+        self._rotation_failed_at: float | None = None
         self._queue: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._drain, name="audit-log", daemon=True)
         self._thread.start()
@@ -74,27 +76,28 @@ class AuditLog:
                 while len(batch) < 10_000:
                     batch.append(self._queue.get_nowait())
             stopping = _STOP in batch
+            lines = [line for line in batch if line != _STOP]
             try:
-                self._append([line for line in batch if line != _STOP])
+                self._append(lines)
             except Exception as exc:  # a full disk must not stop the server, nor this thread
-                log.error("audit log %s: cannot write %d entries: %s", self.path, len(batch), exc)
-        self._file.close()
+                log.error("audit log %s: cannot write %d entries: %s", self.path, len(lines), exc)
+        os.close(self._fd)
         os.close(self._lock)
 
     def _append(self, lines: list[bytes]) -> None:
+        """All of `lines` is appended, or none of it (a failed write is cut back off the file)."""
         with self._turn():
             self._reopen_if_moved()
-            size = os.fstat(self._file.fileno()).st_size
+            size = os.fstat(self._fd).st_size
             chunk: list[bytes] = []
             for line in lines:
-                if self.max_bytes and size and size + len(line) > self.max_bytes:
-                    self._write(chunk)
+                if self.max_bytes and size and size + len(line) > self.max_bytes and self._rotation_due():
+                    _write_whole(self._fd, b"".join(chunk))
                     chunk = []
-                    self._rotate()
-                    size = 0
+                    size = self._rotate()
                 chunk.append(line)
                 size += len(line)
-            self._write(chunk)
+            _write_whole(self._fd, b"".join(chunk))
 
     @contextlib.contextmanager
     def _turn(self) -> Iterator[None]:
@@ -102,39 +105,50 @@ class AuditLog:
         removed meanwhile (a cleanup of PATH*) is made again, so that all workers lock one file."""
         while True:
             fcntl.flock(self._lock, fcntl.LOCK_EX)
-            if _same_file(self._lock_path, os.fstat(self._lock)):
+            if _same_file(self._lock_path, self._lock):
                 break
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            replacement = _open_lock(self._lock_path)  # raises before the old one is given up
             os.close(self._lock)
-            self._lock = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._lock = replacement
         try:
             yield
         finally:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
 
     def _reopen_if_moved(self) -> None:
-        """Write to what PATH names now: another worker may have rotated it, an admin moved or
-        removed it, or an earlier reopen failed and left no file open."""
-        if self._file.closed or not _same_file(str(self.path), os.fstat(self._file.fileno())):
-            self._file.close()
-            self._file = _open_for_append(self.path)
+        """Write to what PATH names now: another worker may have rotated it, or an admin moved or
+        removed it."""
+        if not _same_file(str(self.path), self._fd):
+            replacement = _open_for_append(self.path)
+            os.close(self._fd)
+            self._fd = replacement
 
-    def _write(self, chunk: list[bytes]) -> None:
-        if chunk:
-            self._file.write(b"".join(chunk))
-            self._file.flush()
+    def _rotation_due(self) -> bool:
+        """False for a while after a rotation failed: the file grows past the limit instead, and
+        entries keep being written."""
+        failed = self._rotation_failed_at
+        return failed is None or time.monotonic() - failed > ROTATION_RETRY_SECONDS
 
-    def _rotate(self) -> None:
+    def _rotate(self) -> int:
         """PATH moves to PATH.1 and each PATH.N to PATH.N+1, the oldest beyond max_backups
-        overwritten; should that fail, the next turn reopens PATH."""
-        self._file.close()
-        kept = self.max_backups or self._backups() + 1
-        for index in range(kept - 1, 0, -1):
-            older = self._backup(index)
-            if older.exists():
-                os.replace(older, self._backup(index + 1))
-        with contextlib.suppress(FileNotFoundError):  # removed since this turn began: nothing to keep
-            os.replace(self.path, self._backup(1))
-        self._file = _open_for_append(self.path)
+        overwritten. The size of the file written from now on."""
+        try:
+            kept = self.max_backups or self._backups() + 1
+            for index in range(kept - 1, 0, -1):
+                older = self._backup(index)
+                if older.exists():
+                    os.replace(older, self._backup(index + 1))
+            with contextlib.suppress(FileNotFoundError):  # removed since this turn began: nothing to keep
+                os.replace(self.path, self._backup(1))
+            self._reopen_if_moved()
+        except OSError as exc:
+            self._rotation_failed_at = time.monotonic()
+            log.error("audit log %s: cannot rotate, writing on past the size limit and trying again "
+                      "in %d s: %s", self.path, ROTATION_RETRY_SECONDS, exc)
+        else:
+            self._rotation_failed_at = None
+        return os.fstat(self._fd).st_size
 
     def _backup(self, index: int) -> Path:
         return self.path.with_name(f"{self.path.name}.{index}")
@@ -147,16 +161,36 @@ class AuditLog:
         return count
 
 
-def _open_for_append(path: Path) -> BinaryIO:
+def _open_lock(path: str) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+
+def _open_for_append(path: Path) -> int:
     """Append mode always (another worker's next write goes wherever the file ends); a new file is
     readable by its owner only, as kube-apiserver's audit files are: it names users and objects."""
-    return os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
 
-def _same_file(path: str, opened: os.stat_result) -> bool:
+def _write_whole(fd: int, data: bytes) -> None:
+    """Unbuffered, all of it or none of it: after a short or failed write (a full disk) the part
+    that did land is cut off again, so no torn line is left for the next entry to run into."""
+    if not data:
+        return
+    before = os.fstat(fd).st_size
+    view = memoryview(data)
     try:
-        named = os.stat(path)
-    except FileNotFoundError:
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, before)
+        raise
+
+
+def _same_file(path: str, fd: int) -> bool:
+    try:
+        named, opened = os.stat(path), os.fstat(fd)
+    except OSError:
         return False
     return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 

@@ -12,6 +12,8 @@ import base64
 import hashlib
 import json
 import multiprocessing
+import resource
+import signal
 import stat
 import time
 from collections.abc import Iterator
@@ -330,6 +332,45 @@ def test_the_audit_log_survives_its_files_being_removed_or_moved(tmp_path: Path)
     assert _lines(tmp_path / "moved.log") == [1]
     assert (tmp_path / "audit.log.lock").exists()
 
+
+
+def test_a_rotation_that_fails_keeps_every_entry_and_says_so_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "audit.log"
+    (tmp_path / "audit.log.1" / "in-the-way").mkdir(parents=True)  # PATH.1 cannot be replaced
+    log = AuditLog(path, max_bytes=100, max_backups=1)
+    for n in range(10):
+        log.write({"n": n, "padding": "x" * 30})
+    log.close()
+    assert _lines(path) == list(range(10))  # past the size limit rather than lost
+    assert [r.getMessage() for r in caplog.records].count(caplog.records[0].getMessage()) == 1
+    assert "cannot rotate" in caplog.records[0].getMessage()
+
+
+def _write_past_a_file_size_limit(path: str) -> None:
+    """In a process of its own: the limit applies to the whole process."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    log = AuditLog(Path(path), max_bytes=0, max_backups=0)
+    log.write({"n": 0, "padding": "x" * 30})
+    time.sleep(0.2)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (120, resource.RLIM_INFINITY))  # a disk that fills up
+    for n in range(1, 6):
+        log.write({"n": n, "padding": "x" * 30})
+        time.sleep(0.08)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    log.write({"n": 6, "padding": "x" * 30})
+    log.close()
+
+
+def test_a_write_the_disk_cuts_short_leaves_no_torn_line(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    spawn = multiprocessing.get_context("spawn")
+    child = spawn.Process(target=_write_past_a_file_size_limit, args=(str(path),))
+    child.start()
+    child.join(30)
+    numbers = _lines(path)  # every line whole JSON: a partial write was cut off again
+    assert numbers[0] == 0 and numbers[-1] == 6 and len(numbers) < 7
 
 def test_refused_callers_are_audited_within_a_budget_that_counts_what_it_leaves_out() -> None:
     now = [100.0]
