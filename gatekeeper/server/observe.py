@@ -12,6 +12,7 @@ The audit entry holds attributes only: never a token, a password, an object body
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -27,6 +28,8 @@ from gatekeeper.authn.tokenreview import TokenReviewResult
 from gatekeeper.authn.user import UserInfo
 from gatekeeper.authz.attributes import Attributes, Decision
 from gatekeeper.server import metrics
+
+log = logging.getLogger("gatekeeper.audit")
 
 DECISION_KEY = "gatekeeper.decision"
 ENDPOINTS = frozenset({
@@ -88,6 +91,9 @@ class RefusalBudget:
             self._second, self._used = second, 0
         if self._used >= self.per_second:
             self._suppressed += 1
+            if self._suppressed == 1:  # said here too: a flood may be the last thing that happens
+                log.warning("more than %d refused callers this second: the rest are counted, "
+                            "not audited, until the next audited refusal", self.per_second)
             return None
         self._used += 1
         suppressed, self._suppressed = self._suppressed, 0

@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import signal
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,6 +26,7 @@ log = logging.getLogger("gatekeeper.server")
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._reloading = threading.Lock()  # SIGHUP and the poller take turns
         policy_file = settings.authorization_policy_file
         self.policy: Watched[Evaluator] = Watched(
             "authorization policy", [policy_file], lambda: load_evaluator(policy_file)
@@ -61,18 +63,27 @@ class Runtime:
         )
 
     def reload_all(self) -> None:
-        if any([item.reload() for item in self.watched]):
-            freeze_long_lived()
+        with self._reloading:
+            if any([item.reload() for item in self.watched]):
+                freeze_long_lived()
 
     def poll(self) -> None:
-        if any([item.check() for item in self.watched]):
-            freeze_long_lived()
+        with self._reloading:
+            if any([item.check() for item in self.watched]):
+                freeze_long_lived()
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: object) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
+        reloads: set[asyncio.Task[None]] = set()
+
+        def on_sighup() -> None:  # off the loop, like the poller: a large policy loads for a while
+            task = asyncio.create_task(asyncio.to_thread(self.reload_all))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGHUP, self.reload_all)
+            loop.add_signal_handler(signal.SIGHUP, on_sighup)
         task = asyncio.create_task(self._poll_forever())
         freeze_long_lived()
         try:
