@@ -80,6 +80,8 @@ class SQLiteStore:
                 _create_schema(db)
             self.quota_ledger = SQLiteLedger(path)
         except (OSError, sqlite3.Error, StoreError) as exc:
+            with contextlib.suppress(AttributeError, sqlite3.Error):  # opened before the failure
+                self._db.close()
             raise StoreError(f"cannot open SQLite store {path}: {exc}") from None
 
     @contextlib.contextmanager
