@@ -60,7 +60,12 @@ def volume_secret_names(volume: dict[str, Any]) -> Iterator[str]:
 
 
 def pod_secret_names(spec: dict[str, Any]) -> Iterator[str]:
-    """Every secret name a pod spec references, in any container, volume or pull secret."""
+    """Every secret name a pod spec references, in any container, volume or pull secret. An empty
+    name is no reference (VisitPodSecretNames skips it; validation only warns of `name: ""`)."""
+    return (name for name in _all_secret_names(spec) if name)
+
+
+def _all_secret_names(spec: dict[str, Any]) -> Iterator[str]:
     for ref in _items(spec.get("imagePullSecrets")):
         yield _name(ref)
     for kind in CONTAINER_KINDS:

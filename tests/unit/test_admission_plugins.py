@@ -134,6 +134,31 @@ def test_a_mirror_pod_is_not_mutated_and_may_not_name_a_service_account() -> Non
     )
 
 
+
+def test_a_mirror_pod_may_reference_a_secret_with_an_empty_name() -> None:
+    """VisitPodSecretNames skips empty names; validation only warns of an empty pull-secret name."""
+    mirror = pod(imagePullSecrets=[{"name": ""}], volumes=[{"name": "v", "secret": {"secretName": ""}}])
+    mirror["metadata"]["annotations"] = {"kubernetes.io/config.mirror": "hash"}
+    outcome = admit(["ServiceAccount"], [], obj=mirror)
+    assert outcome.allowed and outcome.patch == []
+    mirror["spec"]["imagePullSecrets"] = [{"name": "registry"}]
+    assert denial(admit(["ServiceAccount"], [], obj=mirror)) == (
+        403, 'pods "web" is forbidden: a mirror pod may not reference secrets'
+    )
+
+
+def test_a_create_of_the_ephemeralcontainers_subresource_is_admitted_like_a_pod_create() -> None:
+    """As Go's Admit sees it; an API server only ever updates that subresource."""
+    outcome = admit(["ServiceAccount"], [], sub_resource="ephemeralcontainers")
+    assert denial(outcome) == (
+        403, 'pods "web" is forbidden: error looking up service account team/default: '
+        'serviceaccount "default" not found'
+    )
+    mounted = admit(["ServiceAccount"], [service_account()], sub_resource="ephemeralcontainers")
+    assert mounted.allowed and mounted.object is not None
+    assert mounted.object["spec"]["serviceAccountName"] == "default"
+    assert mounted.object["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] == MOUNT
+
 def test_ephemeral_container_secret_refusal_is_a_bare_500_as_in_kubernetes() -> None:
     sa = service_account(metadata={"name": "default", "namespace": "team",
                                    "annotations": {"kubernetes.io/enforce-mountable-secrets": "true"}})

@@ -41,7 +41,9 @@ class ServiceAccount:
         return is_pod_request(request) or is_service_account_write(request)
 
     def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store) -> Warnings:
-        if not is_pod_request(request) or request.operation != CREATE or request.sub_resource:
+        # A CREATE of pods/ephemeralcontainers is mutated too, as Go's Admit does (an API server
+        # only ever updates that subresource).
+        if not is_pod_request(request) or request.operation != CREATE:
             return None
         if not is_mirror_pod(obj):
             spec = obj.setdefault("spec", {})
@@ -63,7 +65,7 @@ class ServiceAccount:
         spec = pod.get("spec") or {}
         if request.operation == UPDATE and request.sub_resource == EPHEMERAL:
             check_ephemeral_containers(request, store, pod)
-        elif request.operation == CREATE and not request.sub_resource:
+        elif request.operation == CREATE:
             if is_mirror_pod(pod):
                 check_mirror_pod(request, spec)
             else:
