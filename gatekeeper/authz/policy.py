@@ -12,6 +12,7 @@ import contextlib
 import gc
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -137,7 +138,7 @@ def _parse_policy(data: bytes, name: str) -> Policy:
     unversioned = 0
     for number, raw in enumerate(physical_lines(data), start=1):
         source = f"{name}:{number}"
-        rule = _plain_v1beta1(raw, source, len(rules)) if len(raw) < MAX_LINE_BYTES else None
+        rule = _plain_v1beta1(_content(raw), source, len(rules)) if len(raw) < MAX_LINE_BYTES else None
         if rule is None:
             line = _scan_line(number, raw, name)
             if line is None:
@@ -174,6 +175,10 @@ def _plain_v1beta1(raw: bytes, source: str, index: int) -> Rule | None:
         expected = V1BETA1_SPEC_FIELDS.get(field)
         if expected is not None and item is not None and type(item) is not expected:
             return None
+        if type(item) is dict or type(item) is list:
+            return None
+    if _key_tokens(raw) != 3 + len(spec):  # a key given twice: Go's rules, on the general path
+        return None
     return _from_v1beta1(spec, source, index)
 
 
@@ -201,7 +206,7 @@ def _scan_line(number: int, raw: bytes, name: str) -> SourceLine | None:
         limit = MAX_LINE_BYTES - 1
         cause = f"bufio.Scanner: token too long (line {number} is {len(raw)} bytes; the limit is {limit})"
         return SourceLine(number, "", None, PolicyError(name, None, cause))
-    text = raw.decode("utf-8", errors="replace")
+    text = _content(raw).decode("utf-8", errors="replace")
     trimmed = text.strip(GO_SPACE)
     if not trimmed or trimmed.startswith("#"):
         return None
@@ -223,11 +228,16 @@ def decode_lines(data: bytes, name: str) -> list[DecodedLine]:
 
 
 def physical_lines(data: bytes) -> list[bytes]:
-    """Lines as bufio.ScanLines yields them: split on \\n, one trailing \\r dropped (§1.1)."""
+    """Lines as bufio.Scanner holds them: split on \\n, each still with its trailing \\r, which
+    counts toward the line limit (§1.2) and is dropped after the check (`_content`, §1.1)."""
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    return [line[:-1] if line.endswith(b"\r") else line for line in lines]
+    return lines
+
+
+def _content(raw: bytes) -> bytes:
+    return raw[:-1] if raw.endswith(b"\r") else raw
 
 
 def decode_line(text: str, number: int) -> DecodedLine:
@@ -247,15 +257,77 @@ def decode_line(text: str, number: int) -> DecodedLine:
 
 def _parse_json(text: str) -> Any:
     try:
-        return orjson.loads(text)  # fast path; anything it refuses is decided by json below
+        value = orjson.loads(text)  # fast path, exact unless a key repeats
+        if not repeats_a_key(text.encode(), value):
+            return value
     except orjson.JSONDecodeError:
-        pass
+        pass  # decided by json below, with its message
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=GoObject.decode)
     except json.JSONDecodeError as exc:
         raise LineError(f"invalid JSON: {exc}") from None
     except RecursionError:
         raise LineError("invalid JSON: nested too deeply") from None
+
+
+class GoObject(dict[str, Any]):
+    """A JSON object as encoding/json decodes it into a struct, where a key may come more than once
+    (§1.9): a later null leaves the earlier value (null only zeroes what is still unset), a later
+    object merges into the earlier one, and otherwise the last value wins. `pairs` keeps every
+    key and value in text order: Go reports a wrong type even when a later value is right, and
+    matches apiVersion and kind case-insensitively in text order (§1.7)."""
+
+    __slots__ = ("pairs",)
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__()
+        self.pairs = pairs
+
+    @classmethod
+    def decode(cls, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = cls(pairs)
+        for key, value in pairs:
+            if key in obj:
+                earlier = obj[key]
+                if value is None:
+                    continue
+                if isinstance(value, GoObject) and isinstance(earlier, GoObject):
+                    value = cls.decode(earlier.pairs + value.pairs)
+            obj[key] = value
+        return obj
+
+
+_KEY_TOKEN = re.compile(rb'"\s*:')  # ends every key; a string may hold one too, never fewer
+_QUOTE_SPACE = re.compile(rb'"\s')
+
+
+def repeats_a_key(raw: bytes, value: Any) -> bool:
+    """Whether the JSON text `raw` (decoded to `value`) may give some object a key twice. Counts
+    what ends a key in the text against the keys decoded: equal means no key came twice."""
+    return _key_tokens(raw) != _keys(value)
+
+
+def _key_tokens(raw: bytes) -> int:
+    if _QUOTE_SPACE.search(raw) is None:
+        return raw.count(b'":')  # the same count, where no quote is followed by whitespace
+    return len(_KEY_TOKEN.findall(raw))
+
+
+def _keys(value: Any) -> int:
+    if type(value) is dict:
+        count = len(value)
+        for item in value.values():
+            if type(item) is dict or type(item) is list:
+                count += _keys(item)
+        return count
+    if type(value) is list:
+        return sum(_keys(item) for item in value)
+    return 0
+
+
+def _occurrences(obj: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Every key and value of an object in text order (a repeated key once per time it appears)."""
+    return obj.pairs if isinstance(obj, GoObject) else list(obj.items())
 
 
 def _reject_constant(token: str) -> Any:
@@ -306,26 +378,29 @@ def _type_meta_key(key: str) -> str | None:
 
 def _type_meta(value: dict[str, Any]) -> tuple[str, str]:
     """apiVersion and kind, matched case-insensitively as encoding/json matches them (§1.7)."""
-    api_version: Any = None
-    kind: Any = None
+    found = {"apiversion": "", "kind": ""}
     cache = _TYPE_META_KEYS
-    for key, item in value.items():
+    for key, item in _occurrences(value):
         folded = cache.get(key)
         if folded is None and key not in cache:
             folded = _type_meta_key(key)
-        if folded is None:
+        if folded is None or item is None:  # null leaves the value as it was
             continue
-        if folded == "apiversion":
-            api_version = item
-        elif folded == "kind":
-            kind = item
-    if api_version is not None and not isinstance(api_version, str):
-        raise LineError(f"apiVersion: expected a string, got {_json_type(api_version)}")
-    if kind is not None and not isinstance(kind, str):
-        raise LineError(f"kind: expected a string, got {_json_type(kind)}")
-    if api_version and api_version.count("/") > 1:
+        if not isinstance(item, str):
+            name = "apiVersion" if folded == "apiversion" else "kind"
+            raise LineError(f"{name}: expected a string, got {_json_type(item)}")
+        found[folded] = item
+    api_version, kind = found["apiversion"], found["kind"]
+    if api_version.count("/") > 1:
         raise LineError(f"unexpected GroupVersion string: {api_version}")
-    return api_version or "", kind or ""
+    return _group_version(api_version), kind
+
+
+def _group_version(api_version: str) -> str:
+    """ParseGroupVersion reads "/" as no version at all, and this group without a version as v0."""
+    if api_version == "/":
+        return ""
+    return V0 if api_version == f"{GROUP}/" else api_version
 
 
 def _choose_format(api_version: str, kind: str) -> Format:
@@ -346,12 +421,11 @@ def _choose_format(api_version: str, kind: str) -> Format:
 
 def _spec(value: dict[str, Any], fmt: Format) -> dict[str, Any]:
     key = "spec" if fmt is Format.V1BETA1 else "Spec"
+    for name, spec in _occurrences(value):
+        if name == key and spec is not None and not isinstance(spec, dict):
+            raise LineError(f"{key}: expected an object, got {_json_type(spec)}")
     spec = value.get(key)
-    if spec is None:
-        return {}
-    if not isinstance(spec, dict):
-        raise LineError(f"{key}: expected an object, got {_json_type(spec)}")
-    return spec
+    return spec if isinstance(spec, dict) else {}
 
 
 def _check_types(body: dict[str, Any], fmt: Format) -> None:
@@ -361,7 +435,7 @@ def _check_types(body: dict[str, Any], fmt: Format) -> None:
         fields, prefix = V1BETA1_SPEC_FIELDS, "spec."
     else:
         fields, prefix = INTERNAL_SPEC_FIELDS, "Spec."
-    for field, item in body.items():
+    for field, item in _occurrences(body):
         expected = fields.get(field)
         if expected is not None and item is not None and type(item) is not expected:
             wanted = "a boolean" if expected is bool else "a string"

@@ -79,3 +79,48 @@ def test_deeply_nested_lines_are_refused_with_a_clear_error(line: bytes) -> None
     this garbled line into an everyone-may-do-everything rule): refused, never a crash."""
     with pytest.raises(PolicyError, match=r"p:1: invalid (JSON|YAML): nested too deeply"):
         parse_policy(line, "p")
+
+
+# A key given twice: decoded as Go's encoding/json decodes into a struct (checked against a
+# compiled copy of Kubernetes' loader; SEMANTICS.md §1.9 says only "the last one wins").
+
+
+def test_a_repeated_key_set_to_null_keeps_the_earlier_value() -> None:
+    """Read as "null zeroes it", this line would grant every authenticated user."""
+    rule = _rule('{"user":"alice","user":null}')
+    assert (rule.user, rule.group) == ("alice", "")
+    assert _rule('{"user":"alice","readonly":true,"readonly":null}').readonly is True
+    spec = '{"user":"alice","namespace":"*","resource":"*"}'
+    assert _rule((V1BETA1 % spec)[:-1] + ',"spec":null}').user == "alice"
+    assert _rule(V1BETA1 % '{"user":"alice","user":"bob"}').user == "bob"  # otherwise the last one wins
+
+
+def test_a_repeated_spec_object_merges_into_the_earlier_one() -> None:
+    rule = _rule((V1BETA1 % '{"user":"alice","namespace":"*"}')[:-1] + ',"spec":{"readonly":true}}')
+    assert (rule.user, rule.namespace, rule.readonly) == ("alice", "*", True)
+
+
+@pytest.mark.parametrize("line", ['{"user":5,"user":"alice"}', '{"readonly":"true","readonly":true}'])
+def test_a_wrong_type_is_an_error_even_when_a_later_value_is_right(line: str) -> None:
+    with pytest.raises(PolicyError, match=r"^p:1: (user|readonly): expected"):
+        parse_policy(line.encode(), "p")
+
+
+def test_apiversion_and_kind_spelled_twice_take_the_last_in_the_line() -> None:
+    with pytest.raises(PolicyError, match='no kind "Foo" is registered'):
+        parse_policy(b'{"kind":"Policy","KIND":"Policy","kind":"Foo","user":"alice"}', "p")
+    assert _rule('{"kind":"Policy","kind":null,"user":"alice"}').user == "alice"
+
+
+@pytest.mark.parametrize("version", ["/", "abac.authorization.kubernetes.io/"])
+def test_an_apiversion_without_a_version_is_the_legacy_format(version: str) -> None:
+    assert _rule(f'{{"apiVersion":"{version}","kind":"Policy","user":"alice"}}').user == "alice"
+
+
+def test_the_line_limit_counts_the_carriage_return_of_a_crlf_line() -> None:
+    line = b'{"user":"alice","x":"' + b"a" * (65535 - 23) + b'"}'
+    assert len(line) == 65535
+    assert parse_policy(line + b"\n", "p").rules
+    for ending in (b"\r\n", b"\r"):
+        with pytest.raises(PolicyError, match=r"^p: bufio\.Scanner: token too long"):
+            parse_policy(line + ending, "p")
