@@ -14,6 +14,7 @@ BEST_EFFORT = "BestEffort"
 NOT_BEST_EFFORT = "NotBestEffort"
 PRIORITY_CLASS = "PriorityClass"
 CROSS_NAMESPACE_POD_AFFINITY = "CrossNamespacePodAffinity"
+VOLUME_ATTRIBUTES_CLASS = "VolumeAttributesClass"  # PersistentVolumeClaims only
 SCOPES = (
     TERMINATING,
     NOT_TERMINATING,
@@ -21,6 +22,7 @@ SCOPES = (
     NOT_BEST_EFFORT,
     PRIORITY_CLASS,
     CROSS_NAMESPACE_POD_AFFINITY,
+    VOLUME_ATTRIBUTES_CLASS,
 )
 
 IN, NOT_IN, EXISTS, DOES_NOT_EXIST = "In", "NotIn", "Exists", "DoesNotExist"
@@ -92,7 +94,9 @@ def pod_matches(
         return not best_effort()
     if scope == PRIORITY_CLASS:
         return priority_class_matches(requirement, str(spec.get("priorityClassName") or ""))
-    return uses_cross_namespace_pod_affinity(spec)
+    if scope == CROSS_NAMESPACE_POD_AFFINITY:
+        return uses_cross_namespace_pod_affinity(spec)
+    return False  # VolumeAttributesClass: a pod has none
 
 
 def is_terminating(spec: Mapping[str, Any]) -> bool:
@@ -102,13 +106,34 @@ def is_terminating(spec: Mapping[str, Any]) -> bool:
 
 def priority_class_matches(requirement: ScopeRequirement, priority_class: str) -> bool:
     """A label selector over {PriorityClass: name}, which is the empty set when the pod names none."""
+    return selector_matches(requirement, {priority_class} - {""})
+
+
+def claim_matches(requirement: ScopeRequirement, claim: Mapping[str, Any]) -> bool:
+    """pvcMatchesScopeFunc: the VolumeAttributesClass scope, over every class the claim names
+    (spec, status, and the class a modification is heading for); no other scope matches a claim."""
+    if requirement.scope != VOLUME_ATTRIBUTES_CLASS:
+        return False
+    spec, status = claim.get("spec") or {}, claim.get("status") or {}
+    modifying = status.get("modifyVolumeStatus") or {}
+    names = {
+        spec.get("volumeAttributesClassName"),
+        status.get("currentVolumeAttributesClassName"),
+        modifying.get("targetVolumeAttributesClassName"),
+    }
+    return selector_matches(requirement, {str(name) for name in names if name})
+
+
+def selector_matches(requirement: ScopeRequirement, names: set[str]) -> bool:
+    """A label selector on {scope: name}, true if it matches for some name; no names is the empty
+    label set (so NotIn and DoesNotExist match it)."""
     if requirement.operator == EXISTS:
-        return priority_class != ""
+        return bool(names)
     if requirement.operator == DOES_NOT_EXIST:
-        return priority_class == ""
+        return not names
     if requirement.operator == IN:
-        return priority_class != "" and priority_class in requirement.values
-    return priority_class == "" or priority_class not in requirement.values
+        return any(name in requirement.values for name in names)
+    return not names or any(name not in requirement.values for name in names)
 
 
 def uses_cross_namespace_pod_affinity(spec: Mapping[str, Any]) -> bool:

@@ -14,6 +14,7 @@ import pytest
 from gatekeeper.admission.chain import Chain, build_chain
 from gatekeeper.admission.outcome import Outcome
 from gatekeeper.api.admission import parse_admission_review
+from gatekeeper.quota.scopes import ScopeRequirement, claim_matches
 from gatekeeper.quota.status import with_usage
 from gatekeeper.store.base import Store
 from gatekeeper.store.memory import MemoryStore
@@ -296,3 +297,58 @@ def test_deleting_a_finished_pod_gives_its_compute_back(chain: Chain, make_store
     finished["status"] = {"phase": "Succeeded"}
     assert validate(chain, store, review("DELETE", None, old=finished)).allowed
     assert used(store) == {"count/pods": "0", "pods": "0", "requests.cpu": "0"}
+
+
+def claim(name: str, attributes_class: str | None = None, storage: str = "1Gi") -> dict[str, Any]:
+    spec: dict[str, Any] = {"resources": {"requests": {"storage": storage}}}
+    if attributes_class is not None:
+        spec["volumeAttributesClassName"] = attributes_class
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": NS},
+            "spec": spec}
+
+
+def test_a_volume_attributes_class_quota_charges_only_the_claims_it_selects(
+    chain: Chain, make_store: Any
+) -> None:
+    """pvcMatchesScopeFunc: a claim's classes (spec, status, the modification's target) against the
+    selector; a pod or a claim without a class is not in it, and the scope breaks nothing else."""
+    gold = quota({"requests.storage": "3Gi"}, scopeSelector={"matchExpressions": [
+        {"scopeName": "VolumeAttributesClass", "operator": "In", "values": ["gold"]}]})
+    store = make_store(gold)
+
+    def create(obj: dict[str, Any]) -> dict[str, Any]:
+        return review("CREATE", obj, resource="persistentvolumeclaims", kind="PersistentVolumeClaim")
+
+    assert validate(chain, store, create(claim("plain"))).allowed
+    assert validate(chain, store, review("CREATE", pod())).allowed
+    assert used(store) == {"requests.storage": "0"}
+    assert validate(chain, store, create(claim("fast", "gold", "2Gi"))).allowed
+    assert used(store) == {"requests.storage": "2Gi"}
+    denied = validate(chain, store, create(claim("more", "gold", "2Gi"))).denied
+    assert denied is not None and "exceeded quota: compute, requested: requests.storage=2Gi" in denied.message
+    moving = claim("moving", "silver")
+    moving["status"] = {"modifyVolumeStatus": {"targetVolumeAttributesClassName": "gold"}}
+    assert validate(chain, store, create(moving)).allowed
+    assert used(store) == {"requests.storage": "3Gi"}
+
+
+@pytest.mark.parametrize(
+    ("operator", "values", "classes", "matches"),
+    [
+        ("Exists", [], [], False), ("Exists", [], ["gold"], True),
+        ("DoesNotExist", [], [], True), ("DoesNotExist", [], ["gold"], False),
+        ("In", ["gold"], [], False), ("In", ["gold"], ["silver", "gold"], True),
+        ("NotIn", ["gold"], [], True), ("NotIn", ["gold"], ["gold"], False),
+        ("NotIn", ["gold"], ["gold", "silver"], True),  # some class of the claim is not gold
+    ],
+)
+def test_volume_attributes_class_selectors_read_as_label_selectors(
+    operator: str, values: list[str], classes: list[str], matches: bool
+) -> None:
+    obj = claim("c")
+    names = iter(classes)
+    obj["spec"]["volumeAttributesClassName"] = next(names, None)
+    obj["status"] = {"currentVolumeAttributesClassName": next(names, None)}
+    requirement = ScopeRequirement("VolumeAttributesClass", operator, tuple(values))
+    assert claim_matches(requirement, obj) is matches
+    assert claim_matches(ScopeRequirement("Terminating"), obj) is False

@@ -39,7 +39,7 @@ class Evaluator(Protocol):
 
 
 class NoScopes:
-    """Only pods have scopes: a scoped quota never applies to other objects (MatchesNoScopeFunc)."""
+    """No scope matches the object: a scoped quota never applies to it (MatchesNoScopeFunc)."""
 
     def matches_scope(self, requirement: ScopeRequirement, obj: JSONObject) -> bool:
         return False

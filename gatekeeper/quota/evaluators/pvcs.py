@@ -1,4 +1,5 @@
-"""PersistentVolumeClaims: the count and requested storage, overall and per storage class."""
+"""PersistentVolumeClaims: the count and requested storage, overall and per storage class; the
+VolumeAttributesClass scope."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from gatekeeper.admission.request import CREATE, DELETE, UPDATE, AdmissionReques
 from gatekeeper.quantity import NANOS_PER_UNIT, Quantity, QuantityError, parse_json_quantity
 from gatekeeper.quota.evaluators.base import JSONObject, NoScopes
 from gatekeeper.quota.resources import QuotaError, ResourceList
+from gatekeeper.quota.scopes import ScopeRequirement, claim_matches
 
 CLAIMS = "persistentvolumeclaims"
 COUNT = "count/persistentvolumeclaims"
@@ -26,6 +28,9 @@ class PersistentVolumeClaimEvaluator(NoScopes):
 
     def matching_resources(self, names: Iterable[str]) -> list[str]:
         return [name for name in names if name in RESOURCES or _per_class(name)]
+
+    def matches_scope(self, requirement: ScopeRequirement, obj: JSONObject) -> bool:
+        return claim_matches(requirement, obj)
 
     def charged(self, obj: JSONObject) -> ResourceList:
         """What admission charged for the object: its usage (only pods stop counting)."""
