@@ -99,14 +99,17 @@ def plan(
     quotas: Sequence[Quota],
     usage: NamespaceUsage,
 ) -> Plan:
-    """CheckRequest up to the charge: quota name -> the non-zero usage this request adds to it."""
+    """CheckRequest up to the charge: quota name -> the non-zero usage this request adds to it.
+
+    As in current Kubernetes, the object is measured (a negative usage refused, an UPDATE without
+    its old object refused) whenever the namespace has a quota, before asking whether one applies."""
     applying = interesting(evaluator, quotas, obj, usage)
-    if not applying:
-        return Plan(tuple(quotas), {})
     new_usage = object_usage(evaluator, obj)
     old = request.old_object if request.operation == UPDATE else None
     if request.operation == UPDATE and old is None:
         raise QuotaRefusal("unable to get previous usage since prior version of object was not found")
+    if not applying:
+        return Plan(tuple(quotas), {})
     requested: dict[str, ResourceList] = {}
     for quota in applying:
         delta = new_usage

@@ -352,3 +352,20 @@ def test_volume_attributes_class_selectors_read_as_label_selectors(
     requirement = ScopeRequirement("VolumeAttributesClass", operator, tuple(values))
     assert claim_matches(requirement, obj) is matches
     assert claim_matches(ScopeRequirement("Terminating"), obj) is False
+
+
+def test_an_object_is_measured_whenever_the_namespace_has_a_quota(chain: Chain, make_store: Any) -> None:
+    """CheckRequest measures the object before asking whether any quota applies to it."""
+    store = make_store(quota({"services": "5"}))
+    denied = validate(chain, store, review("CREATE", pod(cpu="-1"))).denied
+    assert denied is not None and denied.message == (
+        'pods "p" is forbidden: quota usage is negative for resource(s): cpu,limits.cpu,requests.cpu'
+    )
+    store = make_store(quota({"pods": "5"}))
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": NS},
+               "spec": {"type": "ClusterIP", "ports": [{"port": 80}]}}
+    update = review("UPDATE", service, None, resource="services", kind="Service")
+    denied = validate(chain, store, update).denied
+    assert denied is not None and denied.message.endswith(
+        "unable to get previous usage since prior version of object was not found"
+    )
