@@ -35,11 +35,9 @@ MEGABYTE = 1024 * 1024
 # /authorize about 80 us of CPU per request; batching bounds the hand-overs to 20 a second. An
 # entry reaches the file at most this much later (kill -9 could always lose what was queued).
 BATCH_SECONDS = 0.05
-ROTATION_RETRY_SECONDS = 60
-_STOP = b""
-
-
+ROTATION_RETRY_SECONDS = 60  # after a failed rotation the file grows past the limit this long
 DEFAULT_MAX_MEGABYTES = 100  # what kube-apiserver's log writer takes --audit-log-maxsize 0 to mean
+_STOP = b""
 
 
 class AuditLog:
