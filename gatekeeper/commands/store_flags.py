@@ -24,14 +24,6 @@ def add_store_flags(parser: argparse.ArgumentParser, default: str, help: str) ->
     parser.add_argument("--etcd-keyfile", type=Path, help="key of --etcd-certfile")
 
 
-def etcd_options(args: argparse.Namespace) -> EtcdOptions:
-    """The etcd flags; the endpoints come from --store etcd://..."""
-    return EtcdOptions(
-        endpoints=(), prefix=args.etcd_prefix, cafile=args.etcd_cafile,
-        certfile=args.etcd_certfile, keyfile=args.etcd_keyfile,
-    )
-
-
 def open_store_from(args: argparse.Namespace) -> Store:
     """StoreURLError or StoreError, for the command to report."""
-    return open_store(args.store, etcd_options(args))
+    return open_store(args.store, EtcdOptions.from_flags(args))

@@ -92,7 +92,7 @@ def build_admission(settings: Settings) -> AdmissionState:
     options = PluginOptions(service_account_token_volume=settings.service_account_token_volume)
     chain = build_chain(settings.enable_admission_plugins, options)
     try:
-        store = open_store(settings.store, etcd_options(settings))
+        store = open_store(settings.store, EtcdOptions.from_flags(settings))
     except StoreError as exc:
         raise AdmissionSetupError(str(exc)) from None
     manifests: Watched[int] | None = None
@@ -104,13 +104,3 @@ def build_admission(settings: Settings) -> AdmissionState:
             raise AdmissionSetupError(str(exc)) from None
     return AdmissionState(store, chain, manifests)
 
-
-def etcd_options(settings: Settings) -> EtcdOptions:
-    """The etcd flags; the endpoints come from --store etcd://..."""
-    return EtcdOptions(
-        endpoints=(),
-        prefix=settings.etcd_prefix,
-        cafile=settings.etcd_cafile,
-        certfile=settings.etcd_certfile,
-        keyfile=settings.etcd_keyfile,
-    )
