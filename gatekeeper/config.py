@@ -15,6 +15,9 @@ DEFAULT_ADMISSION_PLUGINS = (
 )
 
 
+DEFAULT_STORE = "sqlite:///var/gatekeeper.db"  # serve's store, and where the offline commands look for it
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -35,7 +38,7 @@ class Settings(BaseModel):
 
     enable_admission_plugins: tuple[str, ...] = DEFAULT_ADMISSION_PLUGINS
     state: tuple[Path, ...] = ()
-    store: str = "sqlite:///var/gatekeeper.db"
+    store: str = DEFAULT_STORE
     etcd_prefix: str = "/gatekeeper/"  # the etcd store's keys (--store etcd://...), as kube-apiserver's
     etcd_cafile: Path | None = None
     etcd_certfile: Path | None = None

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from gatekeeper.commands.io import read_text
-from gatekeeper.commands.store_flags import add_store_flags, open_store_from
+from gatekeeper.commands.store_flags import add_server_store_flags, open_store_from
 from gatekeeper.quota.check import seeds
 from gatekeeper.quota.quotas import parse_quota
 from gatekeeper.quota.reconcile import LiveObject, Recount, live_object, recount
@@ -18,7 +18,6 @@ from gatekeeper.quota.status import quota_objects
 from gatekeeper.store.base import Store, StoreError
 from gatekeeper.store.factory import StoreURLError
 
-DEFAULT_STORE = "sqlite:///var/gatekeeper.db"
 KUBECTL = "kubectl get pods,services,secrets,configmaps,persistentvolumeclaims -A -o json"
 
 
@@ -28,7 +27,7 @@ def register(sub: Any) -> None:
     reconcile = actions.add_parser(
         "reconcile", help=f"recount quota usage from live objects: the output of `{KUBECTL}`"
     )
-    add_store_flags(reconcile, DEFAULT_STORE, "the server's --store: sqlite:///PATH, etcd://HOST:PORT[,...]")
+    add_server_store_flags(reconcile)
     reconcile.add_argument("--dry-run", action="store_true", help="print the recount, write nothing")
     reconcile.add_argument("input", nargs="?", default="-", help="a JSON or YAML List; - for stdin")
     reconcile.set_defaults(run=run_reconcile)

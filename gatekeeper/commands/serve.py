@@ -17,7 +17,7 @@ import uvicorn
 
 from gatekeeper import pki
 from gatekeeper.commands.store_flags import add_store_flags
-from gatekeeper.config import DEFAULT_ADMISSION_PLUGINS, Settings
+from gatekeeper.config import DEFAULT_ADMISSION_PLUGINS, DEFAULT_STORE, Settings
 
 log = logging.getLogger("gatekeeper.serve")
 
@@ -44,7 +44,7 @@ def register(sub: Any) -> None:
                    default=",".join(DEFAULT_ADMISSION_PLUGINS))
     p.add_argument("--state", type=Path, action="append", default=[],
                    help="manifest file or folder (repeatable)")
-    add_store_flags(p, "sqlite:///var/gatekeeper.db",
+    add_store_flags(p, DEFAULT_STORE,
                     "admission state: sqlite:///PATH (sqlite:////abs/path), memory://, or "
                     "etcd://HOST:PORT[,HOST:PORT...] shared by several replicas")
     p.add_argument("--service-account-token-volume", choices=("projected", "secret"), default="projected",

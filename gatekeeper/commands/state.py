@@ -12,14 +12,12 @@ import orjson
 import yaml
 
 from gatekeeper.commands.io import read_text
-from gatekeeper.commands.store_flags import add_store_flags, open_store_from
+from gatekeeper.commands.store_flags import add_server_store_flags, open_store_from
 from gatekeeper.quota.resources import QuotaError
 from gatekeeper.quota.status import namespace_quotas, with_usage
 from gatekeeper.store.base import JSONObject, Store, StoreError, key_of
 from gatekeeper.store.factory import StoreURLError
 from gatekeeper.store.manifests import ManifestError, parse_objects
-
-DEFAULT_STORE = "sqlite:///var/gatekeeper.db"
 
 
 def register(sub: Any) -> None:
@@ -30,11 +28,11 @@ def register(sub: Any) -> None:
         help="replace the store's view with live objects: the output of `kubectl get namespaces,"
         "limitranges,resourcequotas,serviceaccounts,secrets -A -o json`",
     )
-    add_store_flags(sync, DEFAULT_STORE, "the server's --store: sqlite:///PATH, etcd://HOST:PORT[,...]")
+    add_server_store_flags(sync)
     sync.add_argument("input", nargs="?", default="-", help="a JSON or YAML List; - for stdin")
     sync.set_defaults(run=run_sync)
     show = actions.add_parser("show", help="print the store's objects as a kind: List")
-    add_store_flags(show, DEFAULT_STORE, "the server's --store: sqlite:///PATH, etcd://HOST:PORT[,...]")
+    add_server_store_flags(show)
     show.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
     show.set_defaults(run=run_show)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gatekeeper.config import DEFAULT_STORE
 from gatekeeper.store.base import Store
 from gatekeeper.store.etcd_options import EtcdOptions
 from gatekeeper.store.factory import open_store
@@ -22,6 +23,11 @@ def add_store_flags(parser: argparse.ArgumentParser, default: str, help: str) ->
                         help="CA that signed the etcd members' certificates (HTTPS)")
     parser.add_argument("--etcd-certfile", type=Path, help="client certificate presented to etcd")
     parser.add_argument("--etcd-keyfile", type=Path, help="key of --etcd-certfile")
+
+
+def add_server_store_flags(parser: argparse.ArgumentParser) -> None:
+    """The store flags of a command that works on a server's store (state, quota reconcile)."""
+    add_store_flags(parser, DEFAULT_STORE, "the server's --store: sqlite:///PATH, etcd://HOST:PORT[,...]")
 
 
 def open_store_from(args: argparse.Namespace) -> Store:
