@@ -255,12 +255,17 @@ def check_mirror_pod(request: AdmissionRequest, spec: JSONObject) -> None:
                 raise forbidden(request, "a mirror pod may not use ServiceAccountToken volume projections")
 
 
-def check_pod(request: AdmissionRequest, store: Store, pod: JSONObject) -> None:
-    spec = pod.get("spec") or {}
-    account_name = spec.get("serviceAccountName")
+def pod_account(request: AdmissionRequest, store: Store, pod: JSONObject) -> JSONObject:
+    """The service account the pod names, which must exist; 403 when it names none."""
+    account_name = (pod.get("spec") or {}).get("serviceAccountName")
     if not account_name:
         raise forbidden(request, f"no service account specified for pod {request.namespace}/{_pod_name(pod)}")
-    account = lookup(request, store, account_name)
+    return lookup(request, store, account_name)
+
+
+def check_pod(request: AdmissionRequest, store: Store, pod: JSONObject) -> None:
+    spec = pod.get("spec") or {}
+    account = pod_account(request, store, pod)
     if enforces_mountable_secrets(account):
         problem = unmountable_secret(account, spec)
         if problem:
@@ -269,10 +274,7 @@ def check_pod(request: AdmissionRequest, store: Store, pod: JSONObject) -> None:
 
 def check_ephemeral_containers(request: AdmissionRequest, store: Store, pod: JSONObject) -> None:
     spec = pod.get("spec") or {}
-    account_name = spec.get("serviceAccountName")
-    if not account_name:
-        raise forbidden(request, f"no service account specified for pod {request.namespace}/{_pod_name(pod)}")
-    account = lookup(request, store, account_name)
+    account = pod_account(request, store, pod)
     if not enforces_mountable_secrets(account):
         return
     problem = _unreferenced_env(account, spec, "ephemeralContainers", "ephemeral container")
