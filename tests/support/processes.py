@@ -1,10 +1,11 @@
-"""Find and kill -9 a server's whole process tree (uvicorn's master and its workers)."""
+"""A server's processes: find its whole tree (uvicorn's master and its workers), stop it, kill -9 it."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 
@@ -19,3 +20,13 @@ def kill_9(pids: list[int]) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM, and SIGKILL if it has not exited within `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

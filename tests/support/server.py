@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 
 from gatekeeper import pki
+from tests.support.processes import stop
 
 DEFAULT_USER = pki.DEV_CLIENT  # "kube-apiserver"
 _DEFAULT: Any = object()  # "the kube-apiserver dev certificate, if the cert dir has one"
@@ -111,12 +112,7 @@ def running_server(
         _wait_ready(server, ready_timeout)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=10)
 
 
 def _wait_ready(server: Server, timeout: float) -> None:
