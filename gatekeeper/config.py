@@ -38,6 +38,7 @@ class Settings(BaseModel):
 
     enable_admission_plugins: tuple[str, ...] = DEFAULT_ADMISSION_PLUGINS
     state: tuple[Path, ...] = ()
+    kubeconfig: str | None = None  # live state from this API server ("in-cluster" in a pod)
     store: str = DEFAULT_STORE
     etcd_prefix: str = "/gatekeeper/"  # the etcd store's keys (--store etcd://...), as kube-apiserver's
     etcd_cafile: Path | None = None

@@ -42,8 +42,14 @@ def register(sub: Any) -> None:
                    help="answer denied:true when no rule matches (gatekeeper is the only authorizer)")
     p.add_argument("--enable-admission-plugins", "--admission-control", dest="enable_admission_plugins",
                    default=",".join(DEFAULT_ADMISSION_PLUGINS))
+    p.add_argument("--kubeconfig", default=None, metavar="PATH",
+                   help="live state: list and watch the cluster's Namespaces, LimitRanges, "
+                        "ResourceQuotas, ServiceAccounts and Secrets from the API server this kubeconfig "
+                        "names, and charge quota on the ResourceQuota objects themselves; 'in-cluster' "
+                        "for the pod's service account (the default inside a pod). Without it: "
+                        "standalone, state from --state manifests and --store")
     p.add_argument("--state", type=Path, action="append", default=[],
-                   help="manifest file or folder (repeatable)")
+                   help="standalone: manifest file or folder (repeatable)")
     add_store_flags(p, DEFAULT_STORE,
                     "admission state: sqlite:///PATH (sqlite:////abs/path), memory://, or "
                     "etcd://HOST:PORT[,HOST:PORT...] shared by several replicas")
@@ -84,6 +90,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         authorization_deny_unmatched=args.authorization_deny_unmatched,
         enable_admission_plugins=plugins,
         state=tuple(args.state),
+        kubeconfig=live_source(args),
         store=args.store,
         etcd_prefix=args.etcd_prefix,
         etcd_cafile=args.etcd_cafile,
@@ -100,6 +107,22 @@ def settings_from(args: argparse.Namespace) -> Settings:
         audit_log_maxsize=args.audit_log_maxsize,
         audit_log_maxbackup=args.audit_log_maxbackup,
     )
+
+
+def live_source(args: argparse.Namespace) -> str | None:
+    """--kubeconfig, or in a pod (and with no standalone state asked for) the in-cluster config."""
+    if args.kubeconfig:
+        if args.state:
+            raise SystemExit(
+                "error: --state goes with standalone mode; with --kubeconfig the API server's objects "
+                "are the state (drop --state, or drop --kubeconfig to serve from manifests)"
+            )
+        return str(args.kubeconfig)
+    if args.state:
+        return None
+    from gatekeeper.store.kube.client import default_source
+
+    return default_source()
 
 
 def with_dev_certificates(settings: Settings) -> Settings:

@@ -83,6 +83,8 @@ class Charge:
 
 
 class EtcdLedger:
+    live = False
+
     def __init__(self, client: EtcdClient, prefix: str) -> None:
         self._client = client
         self._prefix = prefix.encode()

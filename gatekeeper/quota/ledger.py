@@ -76,6 +76,11 @@ class Outcome:
 
 
 class QuotaLedger(Protocol):
+    live: bool
+    """True when usage is the ResourceQuota objects' own status.used in a live cluster, kept by its
+    quota controller: quotas are enforced from status.hard only, and a new quota starts where the
+    controller starts it. False for gatekeeper's own ledgers (memory, SQLite, etcd)."""
+
     def usage(self, namespace: str, seeds: Mapping[str, Used]) -> NamespaceUsage:
         """The current usage of the quotas named in `seeds` (quota name -> manifest status.used)."""
         ...
@@ -100,6 +105,8 @@ def current(rows: Mapping[str, Used], seeds: Mapping[str, Used]) -> NamespaceUsa
 
 class MemoryLedger:
     """The ledger of one process (offline CLI, tests): a dict behind a lock."""
+
+    live = False
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

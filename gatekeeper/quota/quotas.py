@@ -1,9 +1,11 @@
 """A ResourceQuota object as quota admission reads it: what is enforced, from where usage starts.
 
 Kubernetes' admission reads only `status.hard`, filled by the quota controller from `spec.hard`.
-gatekeeper is its own quota controller, so a quota without `status.hard` enforces `spec.hard`
-(and its missing usage counts as zero, as the controller would have written it); a quota with
-`status.hard` is a snapshot of a live cluster and is enforced exactly as Kubernetes does.
+Standalone, gatekeeper is its own quota controller, so a quota without `status.hard` enforces
+`spec.hard` (and its missing usage counts as zero, as the controller would have written it); a
+quota with `status.hard` is a snapshot of a live cluster and is enforced exactly as Kubernetes does.
+Against a live cluster (`live=True`) the objects are the API server's own: only `status.hard`
+counts, so a quota the controller has not synced yet is not enforced, as in-tree.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class Quota:
         return self.synced_here or resource in used
 
 
-def parse_quota(obj: Mapping[str, Any]) -> Quota:
+def parse_quota(obj: Mapping[str, Any], live: bool = False) -> Quota:
     """A stored ResourceQuota as a Quota; QuotaError names the malformed field."""
     metadata = obj.get("metadata") or {}
     namespace, name = str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
@@ -38,9 +40,9 @@ def parse_quota(obj: Mapping[str, Any]) -> Quota:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     if not isinstance(spec, dict) or not isinstance(status, dict):
         raise QuotaError(f"{where}: spec and status must be objects")
-    synced_here = status.get("hard") is None
+    synced_here = status.get("hard") is None and not live
     hard = parse_list(
-        spec.get("hard") if synced_here else status.get("hard"),
+        spec.get("hard") if synced_here else status.get("hard") or {},
         f"{where}: {'spec' if synced_here else 'status'}.hard",
     )
     used = parse_list(status.get("used"), f"{where}: status.used")

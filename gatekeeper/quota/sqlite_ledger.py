@@ -75,6 +75,8 @@ CREATE INDEX IF NOT EXISTS quota_requests_at ON quota_requests (at);
 
 
 class SQLiteLedger:
+    live = False
+
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
         self._lock = threading.Lock()

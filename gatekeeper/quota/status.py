@@ -12,7 +12,8 @@ from gatekeeper.store.base import RESOURCE_QUOTAS, JSONObject, Store
 
 def namespace_quotas(store: Store, namespace: str) -> list[Quota]:
     """The namespace's quotas, ordered by name; QuotaError names a malformed one."""
-    return [parse_quota(obj) for obj in store.list(RESOURCE_QUOTAS, namespace)]
+    live = store.quota_ledger.live
+    return [parse_quota(obj, live) for obj in store.list(RESOURCE_QUOTAS, namespace)]
 
 
 def quota_objects(store: Store) -> list[JSONObject]:
@@ -26,7 +27,7 @@ def with_usage(store: Store, namespace: str | None = None) -> list[JSONObject]:
     for ns in sorted({_namespace(o) for o in objects}):
         in_namespace = [o for o in objects if _namespace(o) == ns]
         try:
-            quotas = [parse_quota(o) for o in in_namespace]
+            quotas = [parse_quota(o, store.quota_ledger.live) for o in in_namespace]
         except QuotaError:
             result.extend(in_namespace)  # shown as stored; admission names the problem when it reads them
             continue

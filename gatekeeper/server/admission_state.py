@@ -6,7 +6,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from gatekeeper.admission.chain import Chain, build_chain
 from gatekeeper.admission.registry import PluginOptions
@@ -15,9 +15,19 @@ from gatekeeper.server.reload import Watched
 from gatekeeper.store.base import ReportsAvailability, Store, StoreError
 from gatekeeper.store.etcd_options import EtcdOptions
 from gatekeeper.store.factory import open_store
+from gatekeeper.store.kube.reflector import KindStatus
 from gatekeeper.store.manifests import ManifestError, ManifestSync
 from gatekeeper.store.memory import MemoryStore
 from gatekeeper.store.sqlite import SQLiteStore
+
+
+@runtime_checkable
+class WatchesState(Protocol):
+    """A store that follows the API server's watches (store/kube): what /readyz and /metrics show."""
+
+    def watches(self) -> dict[str, KindStatus]: ...
+
+    def disconnected(self) -> str | None: ...
 
 
 class AdmissionSetupError(ValueError):
@@ -86,13 +96,18 @@ class AdmissionState:
         """Why admission cannot use its store now (etcd unreachable), or None."""
         return self._availability() if self._availability is not None else None
 
+    def watches(self) -> WatchesState | None:
+        """The live cluster's watches (kind -> status) and any gap in them; None standalone."""
+        store = self.store
+        return store if isinstance(store, WatchesState) else None
+
 
 def build_admission(settings: Settings) -> AdmissionState:
     """UnknownPlugin, StoreURLError, ManifestError or AdmissionSetupError (all ValueError) on failure."""
     options = PluginOptions(service_account_token_volume=settings.service_account_token_volume)
     chain = build_chain(settings.enable_admission_plugins, options)
     try:
-        store = open_store(settings.store, EtcdOptions.from_flags(settings))
+        store = _open(settings)
     except StoreError as exc:
         raise AdmissionSetupError(str(exc)) from None
     manifests: Watched[int] | None = None
@@ -103,4 +118,13 @@ def build_admission(settings: Settings) -> AdmissionState:
         except StoreError as exc:
             raise AdmissionSetupError(str(exc)) from None
     return AdmissionState(store, chain, manifests)
+
+
+def _open(settings: Settings) -> Store:
+    """The live cluster's objects (--kubeconfig), or the standalone store (--store)."""
+    if settings.kubeconfig is None:
+        return open_store(settings.store, EtcdOptions.from_flags(settings))
+    from gatekeeper.store.kube.store import KubeStore
+
+    return KubeStore(settings.kubeconfig)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Request
 
 from gatekeeper.server.responses import JSONResponse
@@ -28,7 +30,25 @@ async def readyz(request: Request) -> JSONResponse:
             **({"lastError": status.error} if status.error else {}),
         }
     problem = runtime.admission.unavailable()
-    if problem is not None:  # etcd unreachable: take this replica out of the Service until it returns
+    live = runtime.admission.watches()
+    if live is not None:
+        problem = problem or live.disconnected()
+        checks["cluster"] = {
+            resource: {
+                "synced": watch.synced,
+                "connected": watch.connected,
+                "events": watch.events,
+                "relists": watch.relists,
+                "lastEventAgeSeconds": _age(watch.last_event_at),
+                **({"lastError": watch.error} if watch.error else {}),
+            }
+            for resource, watch in live.watches().items()
+        }
+    if problem is not None:  # etcd or the API server unreachable: out of the Service until it returns
         checks["store"] = {"ok": False, "lastError": problem}
         return JSONResponse({"status": "not ready", "reason": problem, "checks": checks}, 503)
     return JSONResponse({"status": "ready", "checks": checks})
+
+
+def _age(at: float) -> float | None:
+    return round(time.time() - at, 3) if at else None

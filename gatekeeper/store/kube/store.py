@@ -1,0 +1,177 @@
+"""The store of `serve --kubeconfig`: the API server's objects, watched, never written by admission.
+
+Namespaces, LimitRanges, ResourceQuotas, ServiceAccounts and Secrets are each listed and watched
+by a Reflector. A Secret is kept as its name, type and annotations only: its data is dropped as
+soon as it is decoded. Until every kind's first list is in, `unavailable()` says what is missing
+(admission and /readyz answer 503, so the webhook's failurePolicy decides). Quota usage is the
+ResourceQuota objects' own status (ledger.py). Each replica, and each worker, keeps its own copy.
+"""
+
+from __future__ import annotations
+
+import builtins
+import copy
+import threading
+import time
+from collections.abc import Iterable, Mapping
+
+from gatekeeper.store.base import (
+    LIMIT_RANGES,
+    NAMESPACES,
+    RESOURCE_QUOTAS,
+    SECRETS,
+    SERVICE_ACCOUNTS,
+    JSONObject,
+    Key,
+    StoreError,
+)
+from gatekeeper.store.kube.client import KubeClient
+from gatekeeper.store.kube.ledger import ResourceQuotaStatusLedger
+from gatekeeper.store.kube.reflector import KindStatus, Reflector, Strip
+
+WATCHED = {
+    NAMESPACES: "/api/v1/namespaces",
+    LIMIT_RANGES: "/api/v1/limitranges",
+    RESOURCE_QUOTAS: "/api/v1/resourcequotas",
+    SERVICE_ACCOUNTS: "/api/v1/serviceaccounts",
+    SECRETS: "/api/v1/secrets",
+}
+KINDS = {
+    NAMESPACES: "Namespace",
+    LIMIT_RANGES: "LimitRange",
+    RESOURCE_QUOTAS: "ResourceQuota",
+    SERVICE_ACCOUNTS: "ServiceAccount",
+    SECRETS: "Secret",
+}
+LIVE_GET = frozenset({NAMESPACES, SERVICE_ACCOUNTS, SECRETS})
+LIVE_LIST = frozenset({LIMIT_RANGES, RESOURCE_QUOTAS})
+LIVE_LIST_SECONDS = 30.0  # the in-tree plugins' live-lookup TTL
+LIVE_LIST_ENTRIES = 10_000
+READ_ONLY = "the live cluster's objects are the API server's: gatekeeper never writes them from admission"
+# What the plugins read of a Secret (the ServiceAccount plugin: which secrets exist, their type and
+# the service-account annotations); everything else, data and stringData above all, is dropped.
+SECRET_METADATA = ("name", "namespace", "uid", "resourceVersion", "annotations", "creationTimestamp")
+
+
+def strip_secret(obj: JSONObject) -> JSONObject:
+    metadata = obj.get("metadata") or {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {key: metadata[key] for key in SECRET_METADATA if key in metadata},
+        "type": obj.get("type", "Opaque"),
+    }
+
+
+def with_kind(kind: str) -> Strip:
+    """List items arrive without apiVersion/kind; the store's objects always carry them."""
+
+    def strip(obj: JSONObject) -> JSONObject:
+        obj["apiVersion"], obj["kind"] = "v1", kind
+        return obj
+
+    return strip
+
+
+class KubeStore:
+    def __init__(self, source: str, start: bool = True) -> None:
+        self.source = source
+        self._client = KubeClient(source)
+        self._reflectors = {
+            resource: Reflector(
+                KINDS[resource],
+                path,
+                self._client,
+                strip=strip_secret if resource == SECRETS else with_kind(KINDS[resource]),
+            )
+            for resource, path in WATCHED.items()
+        }
+        self.quota_ledger = ResourceQuotaStatusLedger(self._client, self._reflectors[RESOURCE_QUOTAS])
+        self._live_lock = threading.Lock()
+        self._live_lists: dict[tuple[str, str], tuple[float, builtins.list[JSONObject]]] = {}
+        self.started_at = time.time()
+        if start:
+            for reflector in self._reflectors.values():
+                reflector.start()
+
+    @property
+    def server(self) -> str:
+        return self._client.host
+
+    def unavailable(self) -> str | None:
+        """Why admission cannot answer yet: a kind whose first list is not in."""
+        waiting = [r.kind for r in self._reflectors.values() if not r.status.synced]
+        if not waiting:
+            return None
+        errors = [f"{r.kind}: {r.status.error}" for r in self._reflectors.values() if r.status.error]
+        reason = f"waiting for the first list of {', '.join(waiting)} from the API server {self.server}"
+        return f"{reason} ({'; '.join(errors)})" if errors else reason
+
+    def watches(self) -> dict[str, KindStatus]:
+        return {resource: reflector.status for resource, reflector in self._reflectors.items()}
+
+    def disconnected(self) -> str | None:
+        """A gap after the first sync: a watch that broke and has not come back yet, or None."""
+        broken = [f"{r.kind}: {r.status.error}" for r in self._reflectors.values() if r.status.error]
+        return f"watches broken, serving the last state seen: {'; '.join(broken)}" if broken else None
+
+    def get(self, resource: str, namespace: str, name: str) -> JSONObject | None:
+        """From the watched copy; a miss is looked up live, as the in-tree plugins do: a namespace
+        or service account created a moment ago may not have reached the watch yet."""
+        reflector = self._reflectors.get(resource)
+        if reflector is None:
+            return None
+        obj = reflector.get(namespace, name)
+        if obj is None and resource in LIVE_GET:
+            obj = reflector.fetch(namespace, name)
+        return copy.deepcopy(obj) if obj is not None else None
+
+    def list(self, resource: str, namespace: str) -> list[JSONObject]:
+        """From the watched copy; a namespace with none is listed live at most every
+        LIVE_LIST_SECONDS, as the in-tree ResourceQuota and LimitRanger plugins do, so that a quota
+        created a moment ago is enforced before the watch delivers it."""
+        reflector = self._reflectors.get(resource)
+        if reflector is None:
+            return []
+        found = reflector.list(namespace)
+        if not found and resource in LIVE_LIST:
+            found = self._live_list(reflector, resource, namespace)
+        return copy.deepcopy(found)
+
+    def _live_list(self, reflector: Reflector, resource: str, namespace: str) -> builtins.list[JSONObject]:
+        key, now = (resource, namespace), time.monotonic()
+        with self._live_lock:
+            cached = self._live_lists.get(key)
+            if cached is not None and cached[0] > now:
+                return cached[1]
+        found = reflector.fetch_namespace(namespace)
+        with self._live_lock:
+            if len(self._live_lists) >= LIVE_LIST_ENTRIES:
+                self._live_lists.clear()
+            self._live_lists[key] = (now + LIVE_LIST_SECONDS, found)
+        return found
+
+    def all(self) -> builtins.list[JSONObject]:
+        return [copy.deepcopy(obj) for reflector in self._reflectors.values() for obj in reflector.all()]
+
+    def put(self, obj: JSONObject) -> None:
+        raise StoreError(READ_ONLY)
+
+    def delete(self, resource: str, namespace: str, name: str) -> None:
+        raise StoreError(READ_ONLY)
+
+    def replace_all(self, objects: Iterable[JSONObject]) -> None:
+        raise StoreError(READ_ONLY)
+
+    def applied_manifests(self) -> dict[Key, str]:
+        return {}
+
+    def apply_manifests(
+        self, puts: Iterable[JSONObject], deletes: Iterable[Key], applied: Mapping[Key, str]
+    ) -> None:
+        raise StoreError(READ_ONLY)
+
+    def close(self) -> None:
+        for reflector in self._reflectors.values():
+            reflector.stop()
+        self._client.close()
