@@ -68,9 +68,6 @@ class Chain:
                 if plugin.handles(request):
                     name = plugin.name
                     _collect(warnings, plugin.validate(request, request.object, store))
-            if not request.dry_run:
-                name = ""  # not a plugin: recording the admitted object in the store
-                stream.record(request, request.object, store)
         except (AdmissionDenied, StoreError, *MALFORMED) as exc:
             return _refused(exc, name, warnings, request)
         return Outcome(warnings=tuple(warnings), object=request.object)
@@ -85,6 +82,21 @@ class Chain:
         if not validated.allowed:
             return dataclasses.replace(validated, warnings=warnings)
         return dataclasses.replace(mutated, warnings=warnings)
+
+    def simulate(self, request: AdmissionRequest, store: Store) -> Outcome:
+        """`admit`, then what an allowed request changes, recorded as storage would keep it.
+
+        Only for the offline `gatekeeper admit`, where each review's answer stands in for the API
+        server's storage. A server never records: an admitted request is not a stored object
+        (storage or a later webhook can still refuse it)."""
+        outcome = self.admit(request, store)
+        if not outcome.allowed or request.dry_run:
+            return outcome
+        try:
+            stream.record(request, outcome.object, store)
+        except (AdmissionDenied, StoreError, *MALFORMED) as exc:
+            return _refused(exc, "", list(outcome.warnings), request)
+        return outcome
 
 
 def _refused(exc: Exception, plugin: str, warnings: list[str], request: AdmissionRequest) -> Outcome:

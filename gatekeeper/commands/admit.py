@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_reviews(source: str, chain: Chain, store: Store) -> int:
     def answer(doc: Any) -> dict[str, Any]:
         version, request = parse_admission_review(doc)
-        return review_response(version, request.uid, chain.admit(request, store))
+        return review_response(version, request.uid, chain.simulate(request, store))
 
     def refuse(doc: Any, exc: InvalidObject) -> dict[str, Any]:
         message = f"not a valid AdmissionReview: {exc}"
@@ -115,7 +115,7 @@ def _run_object(args: argparse.Namespace, chain: Chain, store: Store) -> int:
         _version, request = parse_admission_review(review)
     except InvalidObject as exc:
         return _fail(f"{args.object}: {exc}", 1)
-    outcome = chain.admit(request, store)
+    outcome = chain.simulate(request, store)
     print_decision(outcome)
     return 0 if outcome.allowed else 1
 

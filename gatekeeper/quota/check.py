@@ -150,25 +150,3 @@ def exceeded_message(name: str, requested: ResourceList, used: ResourceList, har
         f"exceeded quota: {name}, requested: {pretty(requested)}, used: {pretty(used)}, "
         f"limited: {pretty(hard)}"
     )
-
-
-def releasing(evaluator: Evaluator, quotas: Sequence[Quota], old: JSONObject) -> Plan:
-    """What a DELETE gives back: what the old object was charged, to every quota that counted it."""
-    usage = evaluator.charged(old)
-    released: dict[str, ResourceList] = {}
-    for quota in quotas:
-        if matches(evaluator, quota, old):
-            given_back = non_zero(mask(usage, quota.hard))
-            if given_back:
-                released[quota.name] = given_back
-    return Plan(tuple(quotas), released, check_limits=False)
-
-
-def release(the_plan: Plan, usage: NamespaceUsage) -> NamespaceUsage:
-    """The new usage after giving back what the plan names; never below zero."""
-    by_name = {quota.name: quota for quota in the_plan.quotas}
-    result: NamespaceUsage = {}
-    for name, released in the_plan.requested.items():
-        used = effective_used(by_name[name], usage.get(name, {}))
-        result[name] = to_strings(subtract_non_negative(used, released))
-    return result

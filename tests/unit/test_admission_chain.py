@@ -108,11 +108,11 @@ def test_stream_a_created_namespace_exists_and_a_deleted_one_terminates() -> Non
     chain = build_chain(["NamespaceLifecycle"])
     create_ns = request("CREATE", "namespaces", "Namespace", "", "team",
                         obj={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})
-    assert chain.admit(create_ns, store).allowed
+    assert chain.simulate(create_ns, store).allowed
     assert store.get("namespaces", "", "team") == namespace("team")
-    assert chain.admit(request(), store).allowed
-    assert chain.admit(request("DELETE", "namespaces", "Namespace", "", "team"), store).allowed
-    refused = chain.admit(request(), store)
+    assert chain.simulate(request(), store).allowed
+    assert chain.simulate(request("DELETE", "namespaces", "Namespace", "", "team"), store).allowed
+    refused = chain.simulate(request(), store)
     assert refused.denied is not None and "because it is being terminated" in refused.denied.message
 
 
@@ -121,14 +121,14 @@ def test_stream_tracks_service_accounts_and_ignores_subresources() -> None:
     chain = build_chain(["NamespaceLifecycle", "ServiceAccount"])
     sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot"}}
     create = request("CREATE", "serviceaccounts", "ServiceAccount", name="robot", obj=sa)
-    assert chain.admit(create, store).allowed
+    assert chain.simulate(create, store).allowed
     assert store.get("serviceaccounts", "team", "robot") is not None
     token = request("CREATE", "serviceaccounts", "TokenRequest", name="robot", obj={"kind": "TokenRequest"})
     token = dataclasses.replace(token, sub_resource="token")
-    assert chain.admit(token, store).allowed
+    assert chain.simulate(token, store).allowed
     stored = {**sa, "metadata": {"name": "robot", "namespace": "team"}}
     assert store.get("serviceaccounts", "team", "robot") == stored
-    assert chain.admit(request("DELETE", "serviceaccounts", "ServiceAccount", name="robot"), store).allowed
+    assert chain.simulate(request("DELETE", "serviceaccounts", "ServiceAccount", name="robot"), store).allowed
     assert store.get("serviceaccounts", "team", "robot") is None
 
 

@@ -1,7 +1,10 @@
 """NamespaceLifecycle: no new content in missing or terminating namespaces; immortal namespaces.
 
-A mutating-phase plugin that only refuses (as in Kubernetes), so it runs before any other
-plugin can mutate or look things up.
+In Kubernetes it is a mutating-phase plugin that only refuses, so it runs before any other plugin
+can mutate or look things up. gatekeeper runs the same check in the validating phase too: behind
+split webhooks, /mutate sees only pods, while /validate sees every kind the plugins guard
+(namespace deletes, services, secrets, quotas...), which must be refused in a terminating
+namespace just the same. The check is pure, so running it twice in /admit changes nothing.
 """
 
 from __future__ import annotations
@@ -38,6 +41,12 @@ class NamespaceLifecycle:
         return request.operation in self.operations
 
     def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store) -> Warnings:
+        return self.check(request, store)
+
+    def validate(self, request: AdmissionRequest, obj: JSONObject | None, store: Store) -> Warnings:
+        return self.check(request, store)
+
+    def check(self, request: AdmissionRequest, store: Store) -> Warnings:
         if request.operation == DELETE and is_namespace(request) and request.name in self.immortal:
             raise forbidden(request, "this namespace may not be deleted")
         if is_namespace(request) or not request.namespace:

@@ -1,8 +1,12 @@
 """ResourceQuota: charge each request's usage to the namespace's quotas, or refuse it (validating phase).
 
 The decision is Kubernetes' (gatekeeper/quota/check.py); the charge goes through the store's quota
-ledger, atomically and once per request uid. dryRun requests are checked, never charged. DELETEs
-give the old object's usage back, because gatekeeper is its own quota controller.
+ledger, atomically and once per request uid. dryRun requests are checked, never charged.
+
+A DELETE gives nothing back, as in Kubernetes: admitting a delete does not end the object (a pod
+runs on through its grace period, and storage or a later webhook can still refuse the delete).
+Usage comes back when the objects are really gone: in a live cluster the resourcequota controller
+recounts it; standalone, `gatekeeper quota reconcile` recounts it from the live objects.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ import orjson
 
 from gatekeeper.admission.errors import AdmissionDenied, bad_request, forbidden, internal, object_name
 from gatekeeper.admission.plugin import Warnings
-from gatekeeper.admission.request import CREATE, DELETE, UPDATE, AdmissionRequest, JSONObject
-from gatekeeper.quota.check import Plan, QuotaRefusal, charge, plan, release, releasing, seeds
+from gatekeeper.admission.request import CREATE, UPDATE, AdmissionRequest, JSONObject
+from gatekeeper.quota.check import QuotaRefusal, charge, plan, seeds
 from gatekeeper.quota.evaluators.base import Evaluator
 from gatekeeper.quota.evaluators.registry import evaluator_for
 from gatekeeper.quota.ledger import Applied, Outcome, Refused, RequestKey
@@ -24,8 +28,6 @@ from gatekeeper.quota.quotas import Quota, parse_quota
 from gatekeeper.quota.resources import QuotaError
 from gatekeeper.quota.status import namespace_quotas
 from gatekeeper.store.base import Store
-
-NO_OLD_OBJECT = "quota usage was not given back: the DELETE request carries no oldObject"
 
 
 class ResourceQuota:
@@ -35,7 +37,7 @@ class ResourceQuota:
         if not request.namespace or _is_namespace_creation(request):
             return False
         evaluator = evaluator_for(request.resource.group, request.resource.resource)
-        return evaluator is not None and (evaluator.handles(request) or evaluator.releases(request))
+        return evaluator is not None and evaluator.handles(request)
 
     def validate(self, request: AdmissionRequest, obj: JSONObject | None, store: Store) -> Warnings:
         evaluator = evaluator_for(request.resource.group, request.resource.resource)
@@ -46,13 +48,11 @@ class ResourceQuota:
         except QuotaError as exc:
             raise internal(f"cannot read the namespace's quotas: {exc}") from None
         try:
-            if request.operation == DELETE:
-                return _release(request, evaluator, quotas, store) if quotas else None
             if obj is None:
                 raise bad_request(f"{request.operation} request carries no object")
             if quotas:
                 _charge(request, evaluator, obj, quotas, store)
-            if _creates_quota(request):
+            if _creates_quota(request) and not store.quota_ledger.live:
                 _start_quota(request, obj, quotas, store)
         except QuotaRefusal as refusal:
             raise forbidden(request, str(refusal)) from None
@@ -77,23 +77,6 @@ def _charge(
     key = request_key(request, "charge", {"new": the_plan.usage, "old": evaluator.usage(old) if old else {}})
     outcome = ledger.apply(request.namespace, key, starting, lambda usage: charge(the_plan, usage))
     _raise_unless_applied(outcome)
-
-
-def _release(request: AdmissionRequest, evaluator: Evaluator, quotas: list[Quota], store: Store) -> Warnings:
-    if request.dry_run or not evaluator.releases(request):
-        return None
-    if request.old_object is None:
-        return [NO_OLD_OBJECT]
-    if _being_deleted(request.old_object):
-        return None  # given back by the DELETE that started the deletion (a pod's kubelet deletes again)
-    the_plan: Plan = releasing(evaluator, quotas, request.old_object)
-    if the_plan.requested:
-        key = request_key(request, "release", {"old": evaluator.usage(request.old_object)})
-        outcome = store.quota_ledger.apply(
-            request.namespace, key, seeds(quotas), lambda usage: release(the_plan, usage)
-        )
-        _raise_unless_applied(outcome)
-    return None
 
 
 def _start_quota(request: AdmissionRequest, obj: JSONObject, quotas: list[Quota], store: Store) -> None:
@@ -140,11 +123,6 @@ def request_key(
     }
     digest = hashlib.sha256(orjson.dumps(described, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return RequestKey(request.uid if action in ("charge", "release") else f"{request.uid}/{action}", digest)
-
-
-def _being_deleted(obj: JSONObject) -> bool:
-    """A graceful delete or a finalizer left the object in place with a deletionTimestamp."""
-    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
 
 
 def _creates_quota(request: AdmissionRequest) -> bool:

@@ -14,11 +14,7 @@ JSONObject = dict[str, Any]
 
 class Evaluator(Protocol):
     def handles(self, request: AdmissionRequest) -> bool:
-        """Whether a CREATE/UPDATE is charged (Evaluator.Handles); DELETEs go to `releases`."""
-        ...
-
-    def releases(self, request: AdmissionRequest) -> bool:
-        """Whether a DELETE gives this object's usage back (gatekeeper is its own quota controller)."""
+        """Whether a CREATE/UPDATE is charged (Evaluator.Handles); a DELETE never is."""
         ...
 
     def matching_resources(self, names: Iterable[str]) -> list[str]:

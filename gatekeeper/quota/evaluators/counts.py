@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from gatekeeper.admission.request import CREATE, DELETE, AdmissionRequest
+from gatekeeper.admission.request import CREATE, AdmissionRequest
 from gatekeeper.quantity import Quantity
 from gatekeeper.quota.evaluators.base import JSONObject, NoScopes, object_count_name
 from gatekeeper.quota.resources import ResourceList
@@ -21,9 +21,6 @@ class ObjectCountEvaluator(NoScopes):
 
     def handles(self, request: AdmissionRequest) -> bool:
         return request.operation == CREATE and not request.sub_resource
-
-    def releases(self, request: AdmissionRequest) -> bool:
-        return request.operation == DELETE and not request.sub_resource
 
     def matching_resources(self, names: Iterable[str]) -> list[str]:
         return [name for name in names if name in self.names]

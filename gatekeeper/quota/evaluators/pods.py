@@ -12,7 +12,7 @@ from gatekeeper.admission.podresources import (
     pod_totals,
     resource_list,
 )
-from gatekeeper.admission.request import CREATE, DELETE, UPDATE, AdmissionRequest
+from gatekeeper.admission.request import CREATE, UPDATE, AdmissionRequest
 from gatekeeper.quantity import Quantity
 from gatekeeper.quota.evaluators.base import JSONObject
 from gatekeeper.quota.resources import QuotaError, ResourceList, add
@@ -43,9 +43,6 @@ class PodEvaluator:
         if request.sub_resource == "resize":
             return True
         return request.sub_resource == "" and _terminating_changed(request.old_object, request.object)
-
-    def releases(self, request: AdmissionRequest) -> bool:
-        return request.operation == DELETE and request.sub_resource == ""
 
     def matching_resources(self, names: Iterable[str]) -> list[str]:
         return [name for name in names if name in RESOURCES or _prefixed_pod_resource(name)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from gatekeeper.admission.request import CREATE, DELETE, UPDATE, AdmissionRequest
+from gatekeeper.admission.request import CREATE, UPDATE, AdmissionRequest
 from gatekeeper.quantity import NANOS_PER_UNIT, Quantity, QuantityError, parse_json_quantity
 from gatekeeper.quota.evaluators.base import JSONObject, NoScopes
 from gatekeeper.quota.resources import QuotaError, ResourceList
@@ -22,9 +22,6 @@ BETA_STORAGE_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 class PersistentVolumeClaimEvaluator(NoScopes):
     def handles(self, request: AdmissionRequest) -> bool:
         return request.operation in (CREATE, UPDATE)
-
-    def releases(self, request: AdmissionRequest) -> bool:
-        return request.operation == DELETE and not request.sub_resource
 
     def matching_resources(self, names: Iterable[str]) -> list[str]:
         return [name for name in names if name in RESOURCES or _per_class(name)]

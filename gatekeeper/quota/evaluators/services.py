@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from gatekeeper.admission.request import CREATE, DELETE, UPDATE, AdmissionRequest
+from gatekeeper.admission.request import CREATE, UPDATE, AdmissionRequest
 from gatekeeper.quantity import Quantity
 from gatekeeper.quota.evaluators.base import JSONObject, NoScopes
 from gatekeeper.quota.resources import QuotaError, ResourceList
@@ -19,9 +19,6 @@ RESOURCES = (SERVICES, COUNT, LOAD_BALANCERS, NODE_PORTS)
 class ServiceEvaluator(NoScopes):
     def handles(self, request: AdmissionRequest) -> bool:
         return request.operation in (CREATE, UPDATE)
-
-    def releases(self, request: AdmissionRequest) -> bool:
-        return request.operation == DELETE and not request.sub_resource
 
     def matching_resources(self, names: Iterable[str]) -> list[str]:
         return [name for name in names if name in RESOURCES]
