@@ -2,12 +2,17 @@
 
 Writes into --out-dir (default webhook-config/):
 
-    authorization-webhook.kubeconfig   --authorization-webhook-config-file           (URL/authorize)
+    authorization-config.yaml          --authorization-config (AuthorizationConfiguration: Node,
+                                       gatekeeper as a webhook, RBAC)
+    authorization-webhook.kubeconfig   its webhook's kubeconfig (URL/authorize); also the legacy
+                                       --authorization-webhook-config-file
     authentication-webhook.kubeconfig  --authentication-token-webhook-config-file    (URL/authenticate)
     admission-configuration.yaml       --admission-control-config-file (AdmissionConfiguration)
     admission-kubeconfig.yaml          the client certificate kube-apiserver shows the admission webhooks
     admission-webhooks.yaml            Mutating/ValidatingWebhookConfiguration, for `kubectl apply -f`
-    kube-apiserver-flags.txt           the flags that use them
+    kube-apiserver-flags.txt           the flags that use them (--authorization-config)
+    kube-apiserver-flags-legacy.txt    the same with --authorization-mode and the webhook flags, for
+                                       API servers before 1.32 or setups that keep --authorization-mode
 
 The kubeconfig files embed kube-apiserver's client certificate and private key: they are written
 with mode 0600 and listed in the folder's .gitignore. The caBundle/certificate-authority-data is
@@ -18,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,12 +37,19 @@ import yaml
 
 from gatekeeper import pki
 
+AUTHORIZATION_CONFIG = "authorization-config.yaml"
 AUTHORIZATION_KUBECONFIG = "authorization-webhook.kubeconfig"
 AUTHENTICATION_KUBECONFIG = "authentication-webhook.kubeconfig"
 ADMISSION_CONFIGURATION = "admission-configuration.yaml"
 ADMISSION_KUBECONFIG = "admission-kubeconfig.yaml"
 ADMISSION_WEBHOOKS = "admission-webhooks.yaml"
 FLAGS = "kube-apiserver-flags.txt"
+LEGACY_FLAGS = "kube-apiserver-flags-legacy.txt"
+# The in-tree plugins gatekeeper's webhooks stand in for: left on, they would enforce twice (and
+# charge quota twice).
+REPLACED_PLUGINS = ("NamespaceLifecycle", "LimitRanger", "ServiceAccount", "ResourceQuota")
+# Requests gatekeeper can never decide: the Node authorizer answers kubelets' own.
+DEFAULT_SKIPPED_GROUPS = ("system:nodes",)
 SECRET_FILES = (AUTHORIZATION_KUBECONFIG, AUTHENTICATION_KUBECONFIG, ADMISSION_KUBECONFIG)
 
 # What the admission plugins act on: pods (LimitRanger, ServiceAccount, ResourceQuota), the objects
@@ -68,6 +82,11 @@ VALIDATING_RULES: list[dict[str, Any]] = [
         ],
         "scope": "Namespaced",
     },
+]
+# Deleting an immortal namespace (default, kube-system, kube-public) is refused by NamespaceLifecycle.
+# A namespace object matches a namespaceSelector by its own labels, so this webhook has none: the
+# exemption of kube-system must not exempt deleting kube-system itself.
+NAMESPACE_RULES: list[dict[str, Any]] = [
     {
         "operations": ["DELETE"],
         "apiGroups": [""],
@@ -112,7 +131,22 @@ def register(sub: Any) -> None:
         default=3,
         help="admission webhook timeout, 1..30 (3: a slow webhook must not stall the API server)",
     )
-    p.add_argument("--failure-policy", choices=("Fail", "Ignore"), default="Fail")
+    p.add_argument("--failure-policy", choices=("Fail", "Ignore"), default="Fail",
+                   help="admission webhooks' failurePolicy (default: Fail)")
+    p.add_argument("--authorization-failure-policy", choices=("NoOpinion", "Deny"), default="NoOpinion",
+                   help="the authorization webhook's failurePolicy: NoOpinion lets the next authorizer "
+                        "(RBAC) decide while gatekeeper is unreachable (default: NoOpinion)")
+    p.add_argument("--authorization-timeout-seconds", type=int, default=3,
+                   help="authorization webhook timeout, 1..30 (default: 3)")
+    p.add_argument("--authorized-ttl", default="5m0s",
+                   help="how long kube-apiserver caches an allow (Go duration; default: 5m0s)")
+    p.add_argument("--unauthorized-ttl", default="30s",
+                   help="how long kube-apiserver caches a deny or no-opinion (Go duration; default: 30s)")
+    p.add_argument("--token-cache-ttl", default="2m0s",
+                   help="how long kube-apiserver caches a TokenReview answer (Go duration; default: 2m0s)")
+    p.add_argument("--authorization-skip-group", action="append", default=None, metavar="GROUP",
+                   help="callers in this group are never sent to gatekeeper's authorizer "
+                        "(repeatable; default system:nodes, which the Node authorizer answers)")
     p.add_argument(
         "--exempt-namespace",
         action="append",
@@ -135,6 +169,29 @@ class Inputs:
     failure_policy: str
     exempt_namespaces: tuple[str, ...]
     name: str
+    authorization: AuthorizationOptions
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationOptions:
+    """The authorization webhook as kube-apiserver runs it: failure policy, timeout, caches."""
+
+    failure_policy: str = "NoOpinion"
+    timeout_seconds: int = 3
+    authorized_ttl: str = "5m0s"
+    unauthorized_ttl: str = "30s"
+    token_cache_ttl: str = "2m0s"
+    skipped_groups: tuple[str, ...] = DEFAULT_SKIPPED_GROUPS
+
+
+_DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:h|m|s|ms))+$")
+
+
+def check_duration(flag: str, value: str) -> str:
+    """A Go duration as kube-apiserver's config decoder reads one (5m0s, 30s, 1h, 1.5s)."""
+    if value != "0" and not _DURATION.match(value):
+        raise ValueError(f"{flag} {value!r}: expected a Go duration such as 30s, 5m0s or 1h")
+    return value
 
 
 def check_url(url: str) -> str:
@@ -213,12 +270,16 @@ def admission_configuration(inputs: Inputs) -> dict[str, Any]:
     }
 
 
-def _webhook(inputs: Inputs, verb: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "name": f"{verb}.{inputs.name}.local",
+def _webhook(
+    inputs: Inputs, verb: str, rules: list[dict[str, Any]], name: str = "", exempt: bool = True
+) -> dict[str, Any]:
+    webhook: dict[str, Any] = {
+        "name": f"{name or verb}.{inputs.name}.local",
         "clientConfig": {"url": f"{inputs.url}/{verb}", "caBundle": b64(inputs.ca_pem)},
         "rules": rules,
-        "namespaceSelector": {
+    }
+    if exempt:
+        webhook["namespaceSelector"] = {
             "matchExpressions": [
                 {
                     "key": "kubernetes.io/metadata.name",
@@ -226,7 +287,8 @@ def _webhook(inputs: Inputs, verb: str, rules: list[dict[str, Any]]) -> dict[str
                     "values": list(inputs.exempt_namespaces),
                 }
             ]
-        },
+        }
+    return webhook | {
         "matchPolicy": "Equivalent",
         "failurePolicy": inputs.failure_policy,
         "sideEffects": "NoneOnDryRun",
@@ -250,21 +312,76 @@ def webhook_configurations(inputs: Inputs) -> list[dict[str, Any]]:
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "ValidatingWebhookConfiguration",
             "metadata": {"name": inputs.name, "labels": labels},
-            "webhooks": [_webhook(inputs, "validate", VALIDATING_RULES)],
+            "webhooks": [
+                _webhook(inputs, "validate", VALIDATING_RULES),
+                _webhook(inputs, "validate", NAMESPACE_RULES, name="namespaces", exempt=False),
+            ],
         },
     ]
 
 
+def authorization_configuration(inputs: Inputs) -> dict[str, Any]:
+    """AuthorizationConfiguration (apiserver.config.k8s.io/v1, GA in 1.32): Node, gatekeeper, RBAC."""
+    options = inputs.authorization
+    webhook: dict[str, Any] = {
+        "timeout": f"{options.timeout_seconds}s",
+        "authorizedTTL": options.authorized_ttl,
+        "unauthorizedTTL": options.unauthorized_ttl,
+        "subjectAccessReviewVersion": "v1",
+        "matchConditionSubjectAccessReviewVersion": "v1",
+        "failurePolicy": options.failure_policy,
+        "connectionInfo": {
+            "type": "KubeConfigFile",
+            "kubeConfigFile": str(inputs.config_dir / AUTHORIZATION_KUBECONFIG),
+        },
+    }
+    if options.skipped_groups:
+        webhook["matchConditions"] = [
+            {"expression": f"!({_cel_string(group)} in request.groups)"} for group in options.skipped_groups
+        ]
+    return {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "AuthorizationConfiguration",
+        "authorizers": [
+            {"type": "Node", "name": "node"},
+            {"type": "Webhook", "name": inputs.name, "webhook": webhook},
+            {"type": "RBAC", "name": "rbac"},
+        ],
+    }
+
+
+def _cel_string(value: str) -> str:
+    """A CEL string literal: JSON's escaping is valid CEL for every character."""
+    return json.dumps(value)
+
+
 def kube_apiserver_flags(inputs: Inputs) -> list[str]:
-    d = inputs.config_dir
+    """The flags with --authorization-config (Kubernetes 1.32 and later)."""
+    return [f"--authorization-config={inputs.config_dir / AUTHORIZATION_CONFIG}", *_common_flags(inputs)]
+
+
+def legacy_kube_apiserver_flags(inputs: Inputs) -> list[str]:
+    """The flags with --authorization-mode; its webhook has no timeout, failure policy or conditions."""
+    d, options = inputs.config_dir, inputs.authorization
     return [
-        "--authorization-mode=Webhook,RBAC",
+        "--authorization-mode=Node,Webhook,RBAC",
         f"--authorization-webhook-config-file={d / AUTHORIZATION_KUBECONFIG}",
         "--authorization-webhook-version=v1",
+        f"--authorization-webhook-cache-authorized-ttl={options.authorized_ttl}",
+        f"--authorization-webhook-cache-unauthorized-ttl={options.unauthorized_ttl}",
+        *_common_flags(inputs),
+    ]
+
+
+def _common_flags(inputs: Inputs) -> list[str]:
+    d = inputs.config_dir
+    return [
         f"--authentication-token-webhook-config-file={d / AUTHENTICATION_KUBECONFIG}",
         "--authentication-token-webhook-version=v1",
+        f"--authentication-token-webhook-cache-ttl={inputs.authorization.token_cache_ttl}",
         f"--admission-control-config-file={d / ADMISSION_CONFIGURATION}",
         "--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+        f"--disable-admission-plugins={','.join(REPLACED_PLUGINS)}",
     ]
 
 
@@ -273,20 +390,22 @@ def write_all(inputs: Inputs, out_dir: Path) -> list[Path]:
     authorization = webhook_kubeconfig(inputs, "/authorize")
     authentication = webhook_kubeconfig(inputs, "/authenticate")
     written = [
+        _write_yaml(out_dir / AUTHORIZATION_CONFIG, [authorization_configuration(inputs)]),
         _write_yaml(out_dir / AUTHORIZATION_KUBECONFIG, [authorization], secret=True),
         _write_yaml(out_dir / AUTHENTICATION_KUBECONFIG, [authentication], secret=True),
         _write_yaml(out_dir / ADMISSION_KUBECONFIG, [admission_kubeconfig(inputs)], secret=True),
         _write_yaml(out_dir / ADMISSION_CONFIGURATION, [admission_configuration(inputs)]),
         _write_yaml(out_dir / ADMISSION_WEBHOOKS, webhook_configurations(inputs)),
     ]
-    flags = out_dir / FLAGS
+    flags, legacy = out_dir / FLAGS, out_dir / LEGACY_FLAGS
     flags.write_text("\n".join(kube_apiserver_flags(inputs)) + "\n")
+    legacy.write_text("\n".join(legacy_kube_apiserver_flags(inputs)) + "\n")
     ignore = out_dir / ".gitignore"
     ignore.write_text(
         "# kube-apiserver's private key is embedded in these: never commit them.\n"
         + "".join(f"{name}\n" for name in SECRET_FILES)
     )
-    return [*written, flags]
+    return [*written, flags, legacy]
 
 
 def _write_yaml(path: Path, docs: Sequence[dict[str, Any]], secret: bool = False) -> Path:
@@ -305,6 +424,8 @@ def inputs_from(args: argparse.Namespace) -> Inputs:
     url = check_url(args.url)
     if not 1 <= args.timeout_seconds <= 30:
         raise ValueError("--timeout-seconds must be between 1 and 30 (kube-apiserver's limits)")
+    if not 1 <= args.authorization_timeout_seconds <= 30:
+        raise ValueError("--authorization-timeout-seconds must be between 1 and 30 (kube-apiserver's limits)")
     cert_dir: Path = args.cert_dir
     ca_file = args.ca_file or cert_dir / "ca.crt"
     if (args.client_cert is None) != (args.client_key is None):
@@ -327,7 +448,20 @@ def inputs_from(args: argparse.Namespace) -> Inputs:
         failure_policy=args.failure_policy,
         exempt_namespaces=tuple(args.exempt_namespace or ("kube-system",)),
         name=args.name,
+        authorization=AuthorizationOptions(
+            failure_policy=args.authorization_failure_policy,
+            timeout_seconds=args.authorization_timeout_seconds,
+            authorized_ttl=check_duration("--authorized-ttl", args.authorized_ttl),
+            unauthorized_ttl=check_duration("--unauthorized-ttl", args.unauthorized_ttl),
+            token_cache_ttl=check_duration("--token-cache-ttl", args.token_cache_ttl),
+            skipped_groups=_skipped_groups(args.authorization_skip_group),
+        ),
     )
+
+
+def _skipped_groups(given: list[str] | None) -> tuple[str, ...]:
+    """The default unless the flag is given; `--authorization-skip-group ''` skips nobody."""
+    return DEFAULT_SKIPPED_GROUPS if given is None else tuple(group for group in given if group)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -339,8 +473,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for path in written:
         print(f"wrote {path}")
-    print("\nkube-apiserver flags:")
+    print("\nkube-apiserver flags (Kubernetes 1.32 and later):")
     for flag in kube_apiserver_flags(inputs):
         print(f"  {flag}")
+    print(f"\nor, keeping --authorization-mode, the flags in {args.out_dir / LEGACY_FLAGS}")
     print(f"\nregister the admission webhooks: kubectl apply -f {args.out_dir / ADMISSION_WEBHOOKS}")
     return 0

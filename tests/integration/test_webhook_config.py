@@ -150,10 +150,10 @@ def test_admission_webhook_manifests(generated: Generated) -> None:
     docs = generated.load("webhooks")
     assert [d["kind"] for d in docs] == ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"]
     ca_pem = (generated.server.cert_dir / "ca.crt").read_bytes()
-    for doc, verb in zip(docs, ["mutate", "validate"], strict=True):
+    hooks = [(docs[0], docs[0]["webhooks"][0], "mutate"), (docs[1], docs[1]["webhooks"][0], "validate")]
+    for doc, hook, verb in hooks:
         assert doc["apiVersion"] == "admissionregistration.k8s.io/v1"
         assert doc["metadata"]["name"]
-        (hook,) = doc["webhooks"]
         assert len(hook["name"].split(".")) >= 3  # kube-apiserver wants a fully qualified name
         assert hook["clientConfig"]["url"] == f"{generated.server.url}/{verb}"
         assert "service" not in hook["clientConfig"]
@@ -171,6 +171,17 @@ def test_admission_webhook_manifests(generated: Generated) -> None:
             assert set(rule["operations"]) <= {"CREATE", "UPDATE", "DELETE", "CONNECT", "*"}
             assert rule.get("scope", "*") in ("Cluster", "Namespaced", "*")
     assert docs[0]["webhooks"][0]["reinvocationPolicy"] == "Never"
+    # Deleting a namespace goes to a webhook of its own with no namespaceSelector: a namespace
+    # object matches a selector by its own labels, so exempting kube-system there would let
+    # kube-system itself be deleted past NamespaceLifecycle.
+    assert len(docs[0]["webhooks"]) == 1 and len(docs[1]["webhooks"]) == 2
+    namespaces = docs[1]["webhooks"][1]
+    assert namespaces["name"] == "namespaces.gatekeeper.local"
+    assert namespaces["clientConfig"]["url"] == f"{generated.server.url}/validate"
+    assert "namespaceSelector" not in namespaces
+    assert namespaces["rules"] == [{"operations": ["DELETE"], "apiGroups": [""], "apiVersions": ["v1"],
+                                    "resources": ["namespaces"], "scope": "Cluster"}]
+    assert not any("namespaces" in rule["resources"] for rule in docs[1]["webhooks"][0]["rules"])
 
 
 def test_admission_configuration_and_its_kubeconfig(generated: Generated, tmp_path: Path) -> None:
@@ -200,21 +211,59 @@ def test_admission_configuration_and_its_kubeconfig(generated: Generated, tmp_pa
 
 
 def test_the_flags_are_printed_and_written(generated: Generated) -> None:
-    flags = (generated.out / "kube-apiserver-flags.txt").read_text().splitlines()
     out = generated.out.resolve()
-    assert flags[:4] == [
-        "--authorization-mode=Webhook,RBAC",
+    flags = (generated.out / "kube-apiserver-flags.txt").read_text().splitlines()
+    replaced = "--disable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,ResourceQuota"
+    common = [
+        f"--authentication-token-webhook-config-file={out / FILES['authentication']}",
+        "--authentication-token-webhook-version=v1",
+        "--authentication-token-webhook-cache-ttl=2m0s",
+        f"--admission-control-config-file={out / FILES['admission-configuration']}",
+        "--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+        replaced,
+    ]
+    assert flags == [f"--authorization-config={out / 'authorization-config.yaml'}", *common]
+    legacy = (generated.out / "kube-apiserver-flags-legacy.txt").read_text().splitlines()
+    assert legacy == [
+        "--authorization-mode=Node,Webhook,RBAC",
         f"--authorization-webhook-config-file={out / FILES['authorization']}",
         "--authorization-webhook-version=v1",
-        f"--authentication-token-webhook-config-file={out / FILES['authentication']}",
+        "--authorization-webhook-cache-authorized-ttl=5m0s",
+        "--authorization-webhook-cache-unauthorized-ttl=30s",
+        *common,
     ]
-    assert f"--admission-control-config-file={out / FILES['admission-configuration']}" in flags
     for flag in flags:
         assert flag in generated.stdout
 
 
+def test_the_authorization_configuration(generated: Generated) -> None:
+    (doc,) = yaml.safe_load_all((generated.out / "authorization-config.yaml").read_text())
+    assert doc["apiVersion"] == "apiserver.config.k8s.io/v1" and doc["kind"] == "AuthorizationConfiguration"
+    node, webhook, rbac = doc["authorizers"]
+    assert node == {"type": "Node", "name": "node"} and rbac == {"type": "RBAC", "name": "rbac"}
+    assert webhook["type"] == "Webhook" and webhook["name"] == "gatekeeper"
+    assert webhook["webhook"] == {
+        "timeout": "3s",
+        "authorizedTTL": "5m0s",
+        "unauthorizedTTL": "30s",
+        "subjectAccessReviewVersion": "v1",
+        "matchConditionSubjectAccessReviewVersion": "v1",
+        "failurePolicy": "NoOpinion",
+        "connectionInfo": {
+            "type": "KubeConfigFile",
+            "kubeConfigFile": str(generated.out.resolve() / FILES["authorization"]),
+        },
+        "matchConditions": [{"expression": '!("system:nodes" in request.groups)'}],
+    }
+
+
 def test_bad_arguments_are_refused(tmp_path: Path) -> None:
-    for args in (["--url", "http://example.com"], ["--url", "https://h:1", "--timeout-seconds", "31"]):
+    for args in (
+        ["--url", "http://example.com"],
+        ["--url", "https://h:1", "--timeout-seconds", "31"],
+        ["--url", "https://h:1", "--authorization-timeout-seconds", "0"],
+        ["--url", "https://h:1", "--authorized-ttl", "five minutes"],
+    ):
         result = subprocess.run(
             [sys.executable, "-m", "gatekeeper.cli", "webhook-config", *args, "--cert-dir", str(tmp_path)],
             cwd=tmp_path,
