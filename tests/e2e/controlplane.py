@@ -250,7 +250,6 @@ class ControlPlane:
             "--bind-address=127.0.0.1",
             f"--secure-port={free_port()}",
             f"--cert-dir={self.workdir / 'kcm-certs'}",
-            "--resource-quota-sync-period=5s",
             "--concurrent-namespace-syncs=5",
             "--authentication-skip-lookup=true",
             "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
