@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -82,6 +83,7 @@ class RuntimeCollector(Collector):
         yield from self._reloads()
         yield from self._policy()
         yield from self._quota()
+        yield from self._watches()
 
     def _reloads(self) -> Iterator[Metric]:
         reloads = CounterMetricFamily(
@@ -131,6 +133,35 @@ class RuntimeCollector(Collector):
             _add_quantities(hard, key, status.get("hard"))
         yield used
         yield hard
+
+
+    def _watches(self) -> Iterator[Metric]:
+        """The live cluster's watches (serve --kubeconfig), for the worker answering the scrape."""
+        live = self.runtime.admission.watches()
+        if live is None:
+            return
+        events = CounterMetricFamily(
+            "gatekeeper_watch_events", "Watch events applied since start, per kind.", labels=["resource"]
+        )
+        relists = CounterMetricFamily(
+            "gatekeeper_watch_relists", "Lists after the first (410 Gone, a broken watch), per kind.",
+            labels=["resource"],
+        )
+        newest = GaugeMetricFamily(
+            "gatekeeper_watch_last_event_age_seconds",
+            "Seconds since the newest list, watch event or bookmark of the kind.", labels=["resource"],
+        )
+        synced = GaugeMetricFamily(
+            "gatekeeper_watch_synced", "1 once the kind's first list is in, 0 before.", labels=["resource"]
+        )
+        now = time.time()
+        for resource, watch in sorted(live.watches().items()):
+            events.add_metric([resource], watch.events)
+            relists.add_metric([resource], watch.relists)
+            synced.add_metric([resource], 1 if watch.synced else 0)
+            if watch.last_event_at:
+                newest.add_metric([resource], now - watch.last_event_at)
+        yield from (events, relists, newest, synced)
 
 
 def _add_quantities(family: GaugeMetricFamily, key: list[str], values: Any) -> None:

@@ -60,6 +60,7 @@ POLICY_LINES = [
     {"user": "ceposta", "resource": "events"},
     {"user": "bob", "resource": "pods", "readonly": True, "namespace": "projectcaribou"},
     {"user": "alice", "namespace": "*", "resource": "*", "apiGroup": "*"},
+    {"user": "prometheus", "nonResourcePath": "/metrics", "readonly": True},
     *(
         {"user": "kube-apiserver", "nonResourcePath": path}
         for path in ("/authorize", "/authenticate", "/mutate", "/validate", "/admit")
@@ -141,6 +142,15 @@ class Gatekeeper:
     def stop(self) -> None:
         if self.component is not None:
             self.component.stop()
+
+    def metrics(self) -> str:
+        """GET /metrics as the Prometheus the policy lets scrape (a dev-CA client certificate)."""
+        context = ssl.create_default_context(cafile=str(self.cert_dir / "ca.crt"))
+        context.load_cert_chain(str(self.cert_dir / "prometheus.crt"), str(self.cert_dir / "prometheus.key"))
+        with httpx.Client(verify=context, timeout=5) as http:
+            response = http.get(f"{self.url}/metrics")
+        response.raise_for_status()
+        return response.text
 
     def readyz(self) -> httpx.Response:
         with httpx.Client(
@@ -238,7 +248,17 @@ def running_cluster(workdir: Path) -> Iterator[Cluster]:
             "".join(f"{token},{user},uid-{user}\n" for user, token in TOKENS.items())
         )
         gatekeeper = Gatekeeper(gatekeeper_dir, free_port(), control_plane.kubeconfig(GATEKEEPER_USER))
-        gatekeeper_cli("certs", "init", "--dir", "certs", "--client", pki.DEV_CLIENT, cwd=gatekeeper_dir)
+        gatekeeper_cli(
+            "certs",
+            "init",
+            "--dir",
+            "certs",
+            "--client",
+            pki.DEV_CLIENT,
+            "--client",
+            "prometheus",
+            cwd=gatekeeper_dir,
+        )
         webhook_dir = gatekeeper_dir / "webhook-config"
         gatekeeper_cli(
             "webhook-config",

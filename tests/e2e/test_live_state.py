@@ -123,6 +123,16 @@ def test_the_api_server_restarted_under_gatekeeper(cluster: Cluster) -> None:
     for resource, watch in after.items():
         assert watch["synced"] and watch["connected"], (resource, watch)
         assert watch["relists"] + watch["events"] >= before[resource]["relists"] + before[resource]["events"]
+    assert sum(watch["relists"] for watch in after.values()) > sum(w["relists"] for w in before.values())
+    metrics = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in cluster.gatekeeper.metrics().splitlines()
+        if line.startswith("gatekeeper_watch_")
+    }
+    for resource, watch in after.items():
+        assert metrics[f'gatekeeper_watch_synced{{resource="{resource}"}}'] == 1
+        assert metrics[f'gatekeeper_watch_relists_total{{resource="{resource}"}}'] >= watch["relists"]
+        assert metrics[f'gatekeeper_watch_last_event_age_seconds{{resource="{resource}"}}'] >= 0
     big = scenarios.create(cluster, scenarios.pod("big", ns, {"limits": {"cpu": "8"}}))
     assert "maximum cpu usage per Container is 2" in big.message  # nothing lost across the gap
     scenarios.namespace(cluster, "live-after-restart")
