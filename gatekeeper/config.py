@@ -39,6 +39,8 @@ class Settings(BaseModel):
     enable_admission_plugins: tuple[str, ...] = DEFAULT_ADMISSION_PLUGINS
     state: tuple[Path, ...] = ()
     kubeconfig: str | None = None  # live state from this API server ("in-cluster" in a pod)
+    quota_controller: bool = False  # with kubeconfig: recount quota usage from the watches
+    quota_sync_period: float = Field(default=300.0, gt=0)  # the recount's full resync, seconds
     store: str = DEFAULT_STORE
     etcd_prefix: str = "/gatekeeper/"  # the etcd store's keys (--store etcd://...), as kube-apiserver's
     etcd_cafile: Path | None = None

@@ -48,6 +48,14 @@ def register(sub: Any) -> None:
                         "names, and charge quota on the ResourceQuota objects themselves; 'in-cluster' "
                         "for the pod's service account (the default inside a pod). Without it: "
                         "standalone, state from --state manifests and --store")
+    p.add_argument("--quota-controller", action="store_true",
+                   help="with --kubeconfig, for clusters without kube-controller-manager's resourcequota "
+                        "controller: gatekeeper syncs status.hard and recounts status.used from its own "
+                        "watches of pods, services, PVCs, configmaps, secrets and replication controllers "
+                        "(run one quota controller per cluster)")
+    p.add_argument("--quota-sync-period", type=float, default=300.0, metavar="SECONDS",
+                   help="--quota-controller's full recount interval, as kube-controller-manager's "
+                        "--resource-quota-sync-period (default: 300)")
     p.add_argument("--state", type=Path, action="append", default=[],
                    help="standalone: manifest file or folder (repeatable)")
     add_store_flags(p, DEFAULT_STORE,
@@ -91,6 +99,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         enable_admission_plugins=plugins,
         state=tuple(args.state),
         kubeconfig=live_source(args),
+        quota_controller=args.quota_controller,
+        quota_sync_period=args.quota_sync_period,
         store=args.store,
         etcd_prefix=args.etcd_prefix,
         etcd_cafile=args.etcd_cafile,

@@ -13,7 +13,7 @@ last unit, and a uid is charged once: a retry whose first delivery did commit fi
 is REPLAYED. "Last seen" is this process's own last write when it has one (so an uncontended charge
 is one round trip); a refusal is only ever decided on a fresh read.
 
-Charges of one namespace that arrive together share a transaction (quota/etcd_batches.py): they are
+Charges of one namespace that arrive together share a transaction (quota/batches.py): they are
 decided in arrival order, each on the usage the ones before it left, and committed, or retried,
 together.
 """
@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 import orjson
 
-from gatekeeper.quota.etcd_batches import Turns
+from gatekeeper.quota.batches import Charge, ChargeInterrupted, Turns
 from gatekeeper.quota.ledger import (
     REMEMBER_REQUESTS_SECONDS,
     Applied,
@@ -64,24 +64,6 @@ class Snapshot:
     fingerprints: dict[str, str]  # request uid -> fingerprint, of the uids read that were applied before
 
 
-@dataclass(eq=False)
-class Charge:
-    """One `apply` call, waiting for its namespace's next transaction."""
-
-    request: RequestKey
-    seeds: Mapping[str, Used]
-    change: Change
-    outcome: Outcome | None = None
-    error: BaseException | None = None
-
-    def result(self) -> Outcome:
-        if self.error is not None:
-            raise self.error
-        if self.outcome is None:
-            raise StoreError("the quota charge was interrupted")
-        return self.outcome
-
-
 class EtcdLedger:
     live = False
 
@@ -104,7 +86,10 @@ class EtcdLedger:
     ) -> Outcome:
         charge = Charge(request, seeds, change)
         self._turns.run(namespace, charge)
-        return charge.result()
+        try:
+            return charge.result()
+        except ChargeInterrupted as exc:
+            raise StoreError(str(exc)) from None
 
     def _settle_all(self, namespace: str, charges: list[Charge]) -> None:
         try:

@@ -123,8 +123,19 @@ def build_admission(settings: Settings) -> AdmissionState:
 def _open(settings: Settings) -> Store:
     """The live cluster's objects (--kubeconfig), or the standalone store (--store)."""
     if settings.kubeconfig is None:
+        if settings.quota_controller:
+            raise AdmissionSetupError(
+                "--quota-controller recounts a live cluster's quotas: it needs --kubeconfig "
+                "(standalone, `gatekeeper quota reconcile` recounts)"
+            )
         return open_store(settings.store, EtcdOptions.from_flags(settings))
     from gatekeeper.store.kube.store import KubeStore
 
-    return KubeStore(settings.kubeconfig)
+    if settings.quota_controller and settings.workers > 1:
+        raise AdmissionSetupError(
+            "--quota-controller runs one recount loop per process: use --workers 1 for the replica "
+            "that runs it (one quota controller per cluster)"
+        )
+    period = settings.quota_sync_period if settings.quota_controller else None
+    return KubeStore(settings.kubeconfig, quota_controller=period)
 

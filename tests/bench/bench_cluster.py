@@ -167,16 +167,11 @@ def run_on(cluster: Cluster, policy_lines: int, rate: float, seconds: float) -> 
     try:
         for wiring in WIRINGS:
             ns = f"{NS}-{wiring}-{int(time.time())}"
-            if wiring == "gatekeeper":
-                cluster.use(AUTHORIZATION_CONFIG)
-            else:
-                cluster.admission_webhooks(registered=False)
-                cluster.use(IN_TREE)
+            cluster.use(AUTHORIZATION_CONFIG if wiring == "gatekeeper" else IN_TREE)
             setup_namespace(cluster, ns)
             results += measure(cluster, wiring, ns, rate, seconds)
     finally:
         cluster.use(AUTHORIZATION_CONFIG)
-        cluster.admission_webhooks(registered=True)
     return table(results, policy_lines, rate)
 
 

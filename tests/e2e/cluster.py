@@ -177,6 +177,7 @@ class Cluster:
     gatekeeper: Gatekeeper
     webhook_dir: Path
     mode: str = AUTHORIZATION_CONFIG
+    webhooks_registered: bool = False
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -187,12 +188,17 @@ class Cluster:
         return self.control_plane.kubeconfig(user, token=TOKENS[user])
 
     def use(self, mode: str) -> None:
-        """kube-apiserver wired for `mode`; restarted only when the mode changes."""
-        if mode == self.mode:
-            return
-        self.control_plane.restart_apiserver(self.apiserver_config(mode))
-        self.mode = mode
+        """kube-apiserver wired for `mode` (restarted only when the mode changes), and gatekeeper's
+        admission webhooks registered unless the mode is the in-tree baseline. A module that
+        failed half-way through a switch leaves nothing wrong for the next one."""
+        if mode != self.mode:
+            self.mode = ""  # unknown until the restart below is done
+            if mode == IN_TREE:
+                self.admission_webhooks(registered=False)
+            self.control_plane.restart_apiserver(self.apiserver_config(mode))
+            self.mode = mode
         if mode != IN_TREE:
+            self.admission_webhooks(registered=True)
             self.gatekeeper.wait_ready()
 
     def apiserver_config(self, mode: str) -> ApiServerConfig:
@@ -215,11 +221,14 @@ class Cluster:
 
     def admission_webhooks(self, registered: bool) -> None:
         """Register gatekeeper's admission webhooks from webhook-config's manifest, or remove them."""
+        if registered == self.webhooks_registered:
+            return
         manifest = str(self.webhook_dir / "admission-webhooks.yaml")
         if registered:
             self.kubectl("apply", "-f", manifest)
         else:
             self.kubectl("delete", "-f", manifest, "--ignore-not-found")
+        self.webhooks_registered = registered
 
     def tails(self) -> str:
         gatekeeper = "\n".join(self.gatekeeper.log().splitlines()[-40:])
@@ -283,13 +292,14 @@ def running_cluster(workdir: Path) -> Iterator[Cluster]:
             control_plane.config = cluster.apiserver_config(AUTHORIZATION_CONFIG)
             control_plane.start_apiserver()
             control_plane.kubectl("apply", "-f", str(REPO / "deploy" / "rbac.yaml"))
-            control_plane.kubectl(
-                "create",
-                "clusterrolebinding",
-                "gatekeeper-e2e-user",
-                "--clusterrole=gatekeeper",
-                f"--user={GATEKEEPER_USER}",
-            )
+            for role in ("gatekeeper", "gatekeeper-quota-controller"):
+                control_plane.kubectl(
+                    "create",
+                    "clusterrolebinding",
+                    f"{role}-e2e-user",
+                    f"--clusterrole={role}",
+                    f"--user={GATEKEEPER_USER}",
+                )
             gatekeeper.start()
             cluster.admission_webhooks(registered=True)
             control_plane.start_controller_manager()

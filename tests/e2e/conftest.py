@@ -7,6 +7,7 @@ kube-controller-manager and gatekeeper.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,15 @@ from tests.e2e.cluster import Cluster, running_cluster
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with running_cluster(tmp_path_factory.mktemp("e2e")) as running:
         yield running
+
+
+E2E_TIMEOUT_SECONDS = 600  # a module's fixture may run every scenario twice around API server restarts
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(Path(__file__).parent):
+            item.add_marker(pytest.mark.timeout(E2E_TIMEOUT_SECONDS))
 
 
 @pytest.hookimpl(wrapper=True)

@@ -39,6 +39,7 @@ KUBE_DIR = Path(__file__).parent / "kube"
 ADMIN = "e2e-admin"  # system:masters: the cluster's break-glass identity, never sent to gatekeeper
 CONTROLLER_MANAGER = "system:kube-controller-manager"
 LOG_TAIL_LINES = 40
+APISERVER_STOP_SECONDS = 3.0
 
 # The in-tree admission plugins gatekeeper replaces; disabled whenever gatekeeper is wired in.
 GATEKEEPER_PLUGINS = ("NamespaceLifecycle", "LimitRanger", "ServiceAccount", "ResourceQuota")
@@ -133,9 +134,10 @@ class Component:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM, then SIGKILL after `timeout` seconds."""
         if self.process is not None and self.process.poll() is None:
-            stop(self.process, timeout=15)
+            stop(self.process, timeout=timeout)
         self.process = None
 
     def running(self) -> bool:
@@ -234,15 +236,20 @@ class ControlPlane:
         self.wait_ready()
 
     def restart_apiserver(self, config: ApiServerConfig | None = None) -> None:
-        self.components["kube-apiserver"].stop()
+        """Stopped at once when its graceful shutdown would hold on (it drains open watches)."""
+        self.components["kube-apiserver"].stop(timeout=APISERVER_STOP_SECONDS)
         self.start_apiserver(config)
 
-    def start_controller_manager(self) -> None:
+    def restart_controller_manager(self, controllers: str = CONTROLLERS) -> None:
+        self.components["kube-controller-manager"].stop()
+        self.start_controller_manager(controllers)
+
+    def start_controller_manager(self, controllers: str = CONTROLLERS) -> None:
         kubeconfig = self.kubeconfig(CONTROLLER_MANAGER, ["system:masters"])
         command = [
             str(self.bin_dir / "kube-controller-manager"),
             f"--kubeconfig={kubeconfig}",
-            f"--controllers={CONTROLLERS}",
+            f"--controllers={controllers}",
             f"--service-account-private-key-file={self.pki.service_account_key}",
             f"--root-ca-file={self.pki.ca.cert}",
             "--use-service-account-credentials=false",

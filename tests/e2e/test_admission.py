@@ -4,17 +4,51 @@ it as a cluster user sees it. The seed's walkthrough, then one scenario per plug
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.e2e import scenarios
 from tests.e2e.cluster import AUTHORIZATION_CONFIG, Cluster
 
 FORBIDDEN = 'Error from server (Forbidden): error when creating "STDIN": '
+# kube-apiserver names the webhook that refused before the plugin's own (Kubernetes') message
+MUTATE = FORBIDDEN + 'admission webhook "mutate.gatekeeper.local" denied the request: '
+VALIDATE = FORBIDDEN + 'admission webhook "validate.gatekeeper.local" denied the request: '
 
 
 @pytest.fixture(autouse=True, scope="module")
 def wired(cluster: Cluster) -> None:
     cluster.use(AUTHORIZATION_CONFIG)
+
+
+def test_the_seed_walkthrough(cluster: Cluster) -> None:
+    """The workshop's guestbook, start to end, in one namespace: quota and limits, defaults, a
+    refusal over quota, then `kubectl delete namespace` and a fresh start."""
+    ns = "guestbook"
+    scenarios.namespace(cluster, ns)
+    assert scenarios.create(cluster, scenarios.quota("guestbook", ns, {"pods": "2", "limits.cpu": "1"})).ok
+    assert scenarios.create(cluster, scenarios.limit_range("limits", ns)).ok
+    scenarios.quota_synced(cluster, ns, "guestbook")
+    made = scenarios.create(cluster, scenarios.pod("frontend-1", ns), "-o", "json")
+    assert made.ok, made.message
+    assert scenarios.container_view(json.loads(made.stdout))["resources"]["limits"] == {
+        "cpu": "500m",
+        "memory": "256Mi",
+    }
+    assert scenarios.create(cluster, scenarios.pod("frontend-2", ns)).ok
+    third = scenarios.create(cluster, scenarios.pod("frontend-3", ns))
+    assert third.message == VALIDATE + (
+        'pods "frontend-3" is forbidden: exceeded quota: guestbook, requested: limits.cpu=500m,pods=1, '
+        "used: limits.cpu=1,pods=2, limited: limits.cpu=1,pods=2"
+    )
+    seen = scenarios.namespace_lifecycle(cluster, ns, exists=True)
+    assert seen["pod while terminating"]["message"] == MUTATE + (
+        'pods "late" is forbidden: unable to create new content in namespace guestbook because it is '
+        "being terminated"
+    )
+    assert seen["pod after re-creation"]["allowed"], seen["pod after re-creation"]["message"]
+    assert cluster.control_plane.get("namespace", ns)["status"]["phase"] == "Active"
 
 
 def test_a_pod_without_resources_gets_the_limit_ranges_defaults(cluster: Cluster) -> None:
@@ -30,8 +64,7 @@ def test_a_pod_without_resources_gets_the_limit_ranges_defaults(cluster: Cluster
     )
     assert seen["over max"] == {
         "allowed": False,
-        "message": FORBIDDEN
-        + 'pods "big" is forbidden: maximum cpu usage per Container is 2, but limit is 8',
+        "message": VALIDATE + 'pods "big" is forbidden: maximum cpu usage per Container is 2, but limit is 8',
         "warnings": [],
     }
 
@@ -41,12 +74,12 @@ def test_quota_is_charged_on_the_resource_quota_and_refused_with_kubernetes_mess
     assert seen["first"]["allowed"] and seen["dry run"]["allowed"] and seen["second"]["allowed"]
     # kubectl create --dry-run=server was checked but never charged
     assert seen["used after dry run"] == {"limits.cpu": "800m", "pods": "1", "requests.cpu": "400m"}
-    assert seen["over quota"]["message"] == FORBIDDEN + (
+    assert seen["over quota"]["message"] == VALIDATE + (
         'pods "three" is forbidden: exceeded quota: compute, requested: limits.cpu=800m,pods=1,'
         "requests.cpu=400m, used: limits.cpu=1600m,pods=2,requests.cpu=800m, "
         "limited: limits.cpu=2,pods=2,requests.cpu=1"
     )
-    assert seen["no requests"]["message"] == FORBIDDEN + (
+    assert seen["no requests"]["message"] == VALIDATE + (
         'pods "unsized" is forbidden: failed quota: compute: must specify limits.cpu for: app; '
         "requests.cpu for: app"
     )
@@ -76,7 +109,7 @@ def test_service_account_defaulting_mounts_the_token_and_copies_pull_secrets(clu
     assert seen["robot"]["serviceAccountName"] == "robot"
     assert seen["robot"]["imagePullSecrets"] == [{"name": "registry-creds"}]
     assert seen["default"]["serviceAccountName"] == "default"
-    assert seen["missing account"]["message"] == FORBIDDEN + (
+    assert seen["missing account"]["message"] == MUTATE + (
         'pods "lost" is forbidden: error looking up service account e2e-sa/nobody: '
         'serviceaccount "nobody" not found'
     )
@@ -89,7 +122,7 @@ def test_enforce_mountable_secrets_and_its_deprecation_warning_reach_kubectl(clu
         "metadata.annotations[kubernetes.io/enforce-mountable-secrets]: deprecated in v1.32+; "
         "prefer separate namespaces to isolate access to mounted secrets"
     ]
-    assert seen["pod mounting another secret"]["message"] == FORBIDDEN + (
+    assert seen["pod mounting another secret"]["message"] == MUTATE + (
         'pods "mounts" is forbidden: volume with secret.secretName="forbidden" is not allowed because '
         "service account strict does not reference that secret"
     )
@@ -98,16 +131,16 @@ def test_enforce_mountable_secrets_and_its_deprecation_warning_reach_kubectl(clu
 def test_a_deleted_namespace_refuses_new_pods_until_it_is_gone_and_can_be_made_again(
     cluster: Cluster,
 ) -> None:
-    seen = scenarios.namespace_lifecycle(cluster, "guestbook")
-    assert seen["pod while terminating"]["message"] == FORBIDDEN + (
-        'pods "late" is forbidden: unable to create new content in namespace guestbook because it is '
+    seen = scenarios.namespace_lifecycle(cluster, "e2e-lifecycle")
+    assert seen["pod while terminating"]["message"] == MUTATE + (
+        'pods "late" is forbidden: unable to create new content in namespace e2e-lifecycle because it is '
         "being terminated"
     )
     assert seen["pod after re-creation"]["allowed"], seen["pod after re-creation"]["message"]
     assert seen["delete kube-public"] == {
         "allowed": False,
-        "message": 'Error from server (Forbidden): namespaces "kube-public" is forbidden: '
-        "this namespace may not be deleted",
+        "message": 'Error from server (Forbidden): admission webhook "namespaces.gatekeeper.local" denied '
+        'the request: namespaces "kube-public" is forbidden: this namespace may not be deleted',
         "warnings": [],
     }
     assert cluster.control_plane.get("namespace", "kube-public")["status"]["phase"] == "Active"

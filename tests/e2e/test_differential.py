@@ -33,6 +33,10 @@ WEBHOOK_AUTHORIZER_NAME = (
     "'default' for a webhook set by the legacy flags (under --authorization-config webhook-config "
     "names it 'gatekeeper'); the reason itself, 'No policy matched.', is the same"
 )
+WEBHOOK_PREFIX = (
+    "kube-apiserver prefixes every webhook's refusal with 'admission webhook \"NAME\" denied the "
+    "request: ' (webhook/errors/statuserror.go); the message after it is the in-tree plugin's, exactly"
+)
 DIFFERENCES: dict[tuple[str, str], str] = {
     ("authorization", path): WEBHOOK_AUTHORIZER_NAME
     for path in (
@@ -43,6 +47,21 @@ DIFFERENCES: dict[tuple[str, str], str] = {
         "bob can-i list pods everywhere",
     )
 }
+
+
+def why_different(scenario: str, path: str, ours: Any, theirs: Any) -> str | None:
+    """The listed reason for a difference, or None when gatekeeper's answer is simply wrong."""
+    if (scenario, path) in DIFFERENCES:
+        return DIFFERENCES[(scenario, path)]
+    if (
+        path.endswith("/message")
+        and isinstance(ours, str)
+        and isinstance(theirs, str)
+        and scenarios.WEBHOOK_PREFIX.search(ours)
+        and scenarios.unprefixed(ours) == theirs
+    ):
+        return WEBHOOK_PREFIX
+    return None
 
 
 def normalized(value: Any, namespace: str) -> Any:
@@ -71,7 +90,6 @@ def observed(cluster: Cluster) -> dict[str, dict[str, dict[str, Any]]]:
     for name, scenario in SCENARIOS.items():
         ns = f"diff-gk-{name}"
         results[GATEKEEPER][name] = flattened(normalized(scenario(cluster, ns), ns))
-    cluster.admission_webhooks(registered=False)
     try:
         cluster.use(IN_TREE)
         for name, scenario in SCENARIOS.items():
@@ -79,7 +97,6 @@ def observed(cluster: Cluster) -> dict[str, dict[str, dict[str, Any]]]:
             results[KUBERNETES][name] = flattened(normalized(scenario(cluster, ns), ns))
     finally:
         cluster.use(AUTHORIZATION_CONFIG)
-        cluster.admission_webhooks(registered=True)
     return results
 
 
@@ -89,11 +106,16 @@ def test_gatekeeper_answers_as_the_in_tree_plugins_do(
 ) -> None:
     ours, theirs = observed[GATEKEEPER][scenario], observed[KUBERNETES][scenario]
     assert set(ours) == set(theirs)
-    differing = {path for path in ours if ours[path] != theirs[path]}
+    unexplained = {
+        path: (theirs[path], ours[path])
+        for path in ours
+        if ours[path] != theirs[path] and why_different(scenario, path, ours[path], theirs[path]) is None
+    }
+    assert not unexplained, "\n".join(
+        f"{p}:\n  in-tree:    {a!r}\n  gatekeeper: {b!r}" for p, (a, b) in unexplained.items()
+    )
     listed = {path for (name, path) in DIFFERENCES if name == scenario}
-    for path in sorted(differing - listed):
-        print(f"{scenario}/{path}:\n  in-tree:    {theirs[path]!r}\n  gatekeeper: {ours[path]!r}")
-    assert differing == listed
+    assert all(ours[path] != theirs[path] for path in listed)  # a listed difference that went away: unlist it
 
 
 def test_print_the_table(observed: dict[str, dict[str, dict[str, Any]]]) -> None:
@@ -102,9 +124,8 @@ def test_print_the_table(observed: dict[str, dict[str, dict[str, Any]]]) -> None
     for scenario in SCENARIOS:
         ours, theirs = observed[GATEKEEPER][scenario], observed[KUBERNETES][scenario]
         for path in sorted(theirs):
-            same = (
-                "yes" if ours[path] == theirs[path] else f"no: {DIFFERENCES.get((scenario, path), '?')[:40]}"
-            )
+            reason = why_different(scenario, path, ours[path], theirs[path]) or "?"
+            same = "yes" if ours[path] == theirs[path] else f"no: {reason[:48]}"
             rows.append(f"| {scenario} | {path} | {_cell(theirs[path])} | {_cell(ours[path])} | {same} |")
     print("\n" + "\n".join(rows))
     assert len(rows) > 2 + len(SCENARIOS)

@@ -73,6 +73,25 @@ def test_a_second_create_of_an_existing_object_changes_nothing_gatekeeper_enforc
     assert "exceeded quota: pods, requested: pods=1, used: pods=1, limited: pods=1" in second.message
 
 
+def test_a_quota_the_controller_has_not_synced_limits_nothing_yet(cluster: Cluster) -> None:
+    """As in-tree: admission enforces status.hard, which the resourcequota controller writes."""
+    ns = "live-unsynced"
+    scenarios.namespace(cluster, ns)
+    manager = cluster.control_plane.components["kube-controller-manager"]
+    manager.stop()
+    try:
+        assert scenarios.create(cluster, scenarios.quota("none", ns, {"pods": "0"})).ok
+        early = scenarios.create(cluster, scenarios.pod("early", ns))
+        assert early.ok, early.message
+    finally:
+        cluster.control_plane.start_controller_manager()
+    scenarios.quota_synced(cluster, ns, "none")
+    late = scenarios.create(cluster, scenarios.pod("late", ns))
+    assert "exceeded quota: none, requested: pods=1, used: pods=1, limited: pods=0" in late.message, (
+        late.message
+    )
+
+
 def test_a_graceful_delete_frees_no_quota_until_the_pod_is_gone(cluster: Cluster) -> None:
     ns = "live-graceful"
     scenarios.namespace(cluster, ns)
@@ -250,13 +269,15 @@ def test_no_secret_data_in_gatekeeper_memory_files_or_logs(cluster: Cluster, tmp
         "data": {"password": encoded},
         "stringData": {"token": value},
     }
-    assert scenarios.create(cluster, secret).ok
+    # `kubectl apply` also copies the whole Secret, data included, into an annotation
+    cluster.control_plane.apply(secret)
     del secret  # this test's own copy; what is left in memory below is the store's
     store = KubeStore(str(cluster.control_plane.kubeconfig(GATEKEEPER_USER)))
     try:
         wait_for(lambda: store.unavailable() is None and store.get("secrets", ns, "creds"), timeout=30)
         kept = store.get("secrets", ns, "creds")
         assert kept is not None and kept["type"] == "Opaque" and "data" not in kept
+        assert kept["metadata"]["annotations"] == {}  # last-applied-configuration dropped
         assert not _strings_in_live_objects_containing((value, encoded))
     finally:
         store.close()

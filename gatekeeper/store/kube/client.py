@@ -9,6 +9,7 @@ holds it, which generated models would not allow.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -69,6 +70,8 @@ class KubeClient:
         raw = self._send(method, path, query, body, (CONNECT_TIMEOUT, timeout))
         try:
             data = raw.response.data
+        except _TRANSPORT_ERRORS as exc:
+            raise ApiError(f"{method} {path}: the answer was cut short: {exc}") from None
         finally:
             raw.response.release_conn()
         try:
@@ -77,22 +80,21 @@ class KubeClient:
             raise ApiError(f"{method} {path}: the API server answered {raw.status} with no JSON") from None
         return Response(int(raw.status), decoded if isinstance(decoded, dict) else {})
 
-    def stream(self, path: str, query: Sequence[tuple[str, str]], read_timeout: float) -> Iterator[bytes]:
-        """The lines of a watch; ApiError when the API server refuses it (410 Gone included)."""
+    @contextlib.contextmanager
+    def watch(
+        self, path: str, query: Sequence[tuple[str, str]], read_timeout: float
+    ) -> Iterator[Iterator[bytes]]:
+        """The open watch's lines; ApiError when the API server refuses it (410 Gone included).
+        The connection is closed on leaving, however the watch ends."""
         raw = self._send("GET", path, query, None, (CONNECT_TIMEOUT, read_timeout))
         response = raw.response
         try:
             if raw.status != 200:
                 raise api_error("GET", path, int(raw.status), _decode_status(response.data))
-            buffer = b""
-            for chunk in response.stream(amt=None, decode_content=True):
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                yield from (line for line in lines if line.strip())
-        except _TRANSPORT_ERRORS as exc:
-            raise ApiError(f"watch {path}: {type(exc).__name__}: {exc}") from None
+            yield _lines(response, path)
         finally:
             response.release_conn()
+            response.close()
 
     def close(self) -> None:
         self._api.close()  # type: ignore[no-untyped-call]
@@ -108,18 +110,29 @@ class KubeClient:
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        serialized = self._api.param_serialize(
-            method,
-            path,
-            query_params=list(query),
-            header_params=headers,
-            body=dict(body) if body is not None else None,
-            auth_settings=["BearerToken"],
-        )
-        try:
+        try:  # serializing runs the token refresh (an exec plugin, the in-cluster token file)
+            serialized = self._api.param_serialize(
+                method,
+                path,
+                query_params=list(query),
+                header_params=headers,
+                body=dict(body) if body is not None else None,
+                auth_settings=["BearerToken"],
+            )
             return self._api.call_api(*serialized, _request_timeout=timeout)
         except _TRANSPORT_ERRORS as exc:
             raise ApiError(f"{method} {path}: cannot reach the API server at {self.host}: {exc}") from None
+
+
+def _lines(response: Any, path: str) -> Iterator[bytes]:
+    buffer = b""
+    try:
+        for chunk in response.stream(amt=None, decode_content=True):
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            yield from (line for line in lines if line.strip())
+    except _TRANSPORT_ERRORS as exc:
+        raise ApiError(f"watch {path}: {type(exc).__name__}: {exc}") from None
 
 
 def api_error(method: str, path: str, status: int, body: Mapping[str, Any]) -> ApiError:
@@ -164,9 +177,13 @@ def default_source() -> str | None:
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
+    """What the transport raises: urllib3's errors, the socket's, and the client's own wrappers
+    (an SSL failure comes back as ApiException with status 0; a failed token refresh as
+    ConfigException)."""
     import urllib3.exceptions
+    from kubernetes.client.exceptions import OpenApiException
 
-    return (urllib3.exceptions.HTTPError, OSError)
+    return (urllib3.exceptions.HTTPError, OSError, OpenApiException, ConfigException)
 
 
 _TRANSPORT_ERRORS = _transport_errors()

@@ -2,14 +2,15 @@
 
 A charge writes the quota's status through the API with the object's resourceVersion, so the API
 server refuses it (409 Conflict) if anyone else changed the quota in between: a compare-and-swap,
-as kube-apiserver's own quota admission does. On a conflict the quota is read again and only the
-quotas that failed are charged again (resourcequota/controller.go, checkQuotas); quotas already
-written keep their charge. Nothing is ever given back here: kube-controller-manager's resourcequota
-controller recounts usage when objects are really gone.
+as kube-apiserver's own quota admission does. Nothing is ever given back here: the cluster's
+resourcequota controller recounts usage when objects are really gone.
 
-Charges of one namespace take turns inside this process, so replicas conflict only with each
-other. A request uid is charged once per process (a reinvoked or retried review is not charged
-twice by the same replica).
+The charges of one namespace that arrive together are settled as one batch (quota/batches.py),
+as kube-apiserver's quota evaluator batches its waiters: each is decided in turn on the usage the
+ones before it left, and every quota that changed is written once. On a conflict only the quotas
+whose write failed are read again and decided again, for every charge of the batch; quotas
+already written keep their charge (resourcequota/controller.go, checkQuotas). A request uid is
+charged once per process (a reinvoked or retried review is not charged twice by one replica).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from collections.abc import Mapping
 from urllib.parse import quote
 
+from gatekeeper.quota.batches import Charge, ChargeInterrupted, Turns
 from gatekeeper.quota.ledger import (
     REMEMBER_REQUESTS_SECONDS,
     Applied,
@@ -37,6 +39,7 @@ from gatekeeper.store.kube.client import ApiError, KubeClient, api_error
 from gatekeeper.store.kube.reflector import Reflector
 
 MAX_ATTEMPTS = 5  # kube-apiserver's quota evaluator retries 3 times; a few more for busy namespaces
+MAX_BATCH = 64
 CONFLICT, NOT_FOUND = 409, 404
 
 
@@ -46,10 +49,10 @@ class ResourceQuotaStatusLedger:
     def __init__(self, client: KubeClient, quotas: Reflector) -> None:
         self._client = client
         self._quotas = quotas
-        self._locks_guard = threading.Lock()
-        self._locks: dict[str, threading.Lock] = {}
+        self._turns: Turns[Charge] = Turns(self._settle_all, MAX_BATCH)
+        self._lock = threading.Lock()
         self._applied: dict[str, tuple[str, float]] = {}  # uid -> (fingerprint, when)
-        self.conflicts = 0  # 409s met, for /metrics
+        self.conflicts = 0  # 409s met
 
     def usage(self, namespace: str, seeds: Mapping[str, Used]) -> NamespaceUsage:
         """The seeds are the watched objects' status.used: in a live cluster they are the usage."""
@@ -58,35 +61,100 @@ class ResourceQuotaStatusLedger:
     def apply(
         self, namespace: str, request: RequestKey, seeds: Mapping[str, Used], change: Change
     ) -> Outcome:
-        with self._lock(namespace):
-            if request.uid in self._applied:
-                return replay(request, self._applied[request.uid][0])
-            current = {name: obj for name in seeds if (obj := self._quotas.get(namespace, name)) is not None}
-            outcome = self._charge(namespace, current, change)
-            if outcome.applied is Applied.CHANGED:
-                self._remember(request)
-            return outcome
+        charge = Charge(request, seeds, change)
+        self._turns.run(namespace, charge)
+        try:
+            return charge.result()
+        except ChargeInterrupted as exc:
+            raise ApiError(str(exc)) from None
 
-    def _charge(self, namespace: str, current: dict[str, JSONObject], change: Change) -> Outcome:
-        before = {name: _used(obj) for name, obj in current.items()}
-        pending = set(current)
+    def _settle_all(self, namespace: str, charges: list[Charge]) -> None:
+        firsts: dict[str, Charge] = {}
+        for charge in charges:
+            firsts.setdefault(charge.request.uid, charge)
+        try:
+            self._settle(namespace, [c for c in firsts.values() if not self._replayed(c)])
+        except Exception as exc:  # the API server unreachable, say: every undecided charge fails
+            for charge in firsts.values():
+                if charge.outcome is None and charge.error is None:
+                    charge.error = (
+                        exc if isinstance(exc, ApiError) else ApiError(f"{type(exc).__name__}: {exc}")
+                    )
+        for charge in charges:  # the same uid twice in one batch: the second is a retry of the first
+            first = firsts[charge.request.uid]
+            if charge is not first:
+                charge.outcome, charge.error = _as_retry_of(first, charge), first.error
+
+    def _replayed(self, charge: Charge) -> bool:
+        with self._lock:
+            seen = self._applied.get(charge.request.uid)
+        if seen is not None:
+            charge.outcome = replay(charge.request, seen[0])
+        return seen is not None
+
+    def _settle(self, namespace: str, charges: list[Charge]) -> None:
+        names = sorted({name for charge in charges for name in charge.seeds})
+        current: dict[str, JSONObject] = {}
+        for name in names:  # a quota the live lookup found may not have reached the watch yet
+            obj = self._quotas.get(namespace, name) or self._read(namespace, name)
+            if obj is not None:
+                current[name] = obj
+        checking = set(current)
         for _attempt in range(MAX_ATTEMPTS):
-            after = change(before)
-            if isinstance(after, Refused):
-                return Outcome(Applied.REFUSED, after.message)
-            writes = {name: used for name, used in after.items() if name in pending and used != before[name]}
-            conflicted = [name for name, used in writes.items() if not self._write(current[name], used)]
-            if not conflicted:
-                return Outcome(Applied.CHANGED)
-            self.conflicts += len(conflicted)
-            pending = set(conflicted)
-            for name in conflicted:
+            before = {name: _used(current[name]) for name in checking}
+            after = self._decide(charges, before)
+            changed = {name for name in checking if after[name] != before[name]}
+            failed = [name for name in sorted(changed) if not self._write(current[name], after[name])]
+            if not failed:
+                self._accept(charges)
+                return
+            self.conflicts += len(failed)
+            checking = set()
+            for name in failed:
                 fresh = self._read(namespace, name)
-                if fresh is None:  # the quota was deleted meanwhile: nothing left to charge
-                    pending.discard(name)
+                if fresh is None:  # a quota deleted meanwhile limits nothing
                     continue
-                current[name], before[name] = fresh, _used(fresh)
-        raise ApiError(f"resourcequotas in {namespace}: still conflicting after {MAX_ATTEMPTS} attempts")
+                if _hard(fresh) != _hard(current[name]):
+                    raise ApiError(
+                        f"resourcequota {namespace}/{name} changed its limits while charging; try again"
+                    )
+                current[name] = fresh
+                checking.add(name)
+        for charge in charges:
+            if charge.outcome is None:
+                charge.error = ApiError(
+                    f"resourcequotas in {namespace}: conflicting after {MAX_ATTEMPTS} writes"
+                )
+
+    @staticmethod
+    def _decide(charges: list[Charge], usage: dict[str, Used]) -> dict[str, Used]:
+        """Each undecided charge in turn, on the quotas being checked; a refusal is final."""
+        usage = dict(usage)
+        for charge in charges:
+            if charge.outcome is not None:
+                continue
+            result = charge.change({name: usage[name] for name in charge.seeds if name in usage})
+            if isinstance(result, Refused):
+                charge.outcome = Outcome(Applied.REFUSED, result.message)
+                continue
+            usage.update({name: used for name, used in result.items() if name in usage})
+        return usage
+
+    def _accept(self, charges: list[Charge]) -> None:
+        now = time.time()
+        with self._lock:
+            for charge in charges:
+                if charge.outcome is None:
+                    charge.outcome = Outcome(Applied.CHANGED)
+                    self._applied[charge.request.uid] = (charge.request.fingerprint, now)
+            self._forget_before(now - REMEMBER_REQUESTS_SECONDS)
+
+    def _forget_before(self, cutoff: float) -> None:
+        while self._applied:
+            oldest = next(iter(self._applied))
+            if self._applied[oldest][1] >= cutoff:
+                return
+            del self._applied[oldest]
 
     def _write(self, quota: JSONObject, used: Used) -> bool:
         """PUT the status with the quota's resourceVersion; False on a conflict (someone else won)."""
@@ -97,6 +165,7 @@ class ResourceQuotaStatusLedger:
         if response.status == CONFLICT:
             return False
         if response.status == NOT_FOUND:
+            self._quotas.forget(namespace_of(quota), quota["metadata"]["name"])
             return True  # gone: a deleted quota limits nothing
         if response.status != 200:
             raise api_error("PUT", path, response.status, response.body)
@@ -107,31 +176,32 @@ class ResourceQuotaStatusLedger:
         path = f"/api/v1/namespaces/{quote(namespace)}/resourcequotas/{quote(name)}"
         response = self._client.request("GET", path)
         if response.status == NOT_FOUND:
+            self._quotas.forget(namespace, name)
             return None
         if response.status != 200:
             raise api_error("GET", path, response.status, response.body)
         self._quotas.observe(response.body)
         return response.body
 
-    def _lock(self, namespace: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(namespace, threading.Lock())
-
-    def _remember(self, request: RequestKey) -> None:
-        now = time.time()
-        with self._locks_guard:
-            while self._applied:
-                oldest = next(iter(self._applied))
-                if self._applied[oldest][1] >= now - REMEMBER_REQUESTS_SECONDS:
-                    break
-                del self._applied[oldest]
-            self._applied[request.uid] = (request.fingerprint, now)
-
     def reconcile(self, usage: Mapping[tuple[str, str], Used]) -> None:
         raise ApiError("a live cluster's quota usage is recounted by its resourcequota controller")
 
     def close(self) -> None:
         pass
+
+
+def _as_retry_of(first: Charge, again: Charge) -> Outcome | None:
+    if first.outcome is not None and first.outcome.applied is Applied.CHANGED:
+        return replay(again.request, first.request.fingerprint)
+    return first.outcome
+
+
+def namespace_of(quota: JSONObject) -> str:
+    return str(quota["metadata"].get("namespace") or "")
+
+
+def _hard(quota: JSONObject) -> object:
+    return (quota.get("status") or {}).get("hard")
 
 
 def _used(quota: JSONObject) -> Used:

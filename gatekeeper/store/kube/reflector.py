@@ -32,12 +32,16 @@ from gatekeeper.store.kube.client import ApiError, KubeClient, api_error
 log = logging.getLogger("gatekeeper.kube")
 
 PAGE_SIZE = 500
+TOMBSTONES = 10_000
 NOT_FOUND = 404
 WATCH_SECONDS = 300  # the server ends each watch after this (with jitter); it is resumed at once
 BACKOFF_START, BACKOFF_MAX = 0.2, 30.0
 GONE = 410
 
 Strip = Callable[[JSONObject], JSONObject]
+OnChange = Callable[[str, JSONObject | None], None]
+"""Told of each change: the event type (ADDED, MODIFIED, DELETED; LIST for a whole new list, with
+no object) and the object as the cache now holds it (the last state, for DELETED)."""
 NamespacedName = tuple[str, str]
 
 
@@ -62,9 +66,13 @@ class Reflector:
     path: str
     client: KubeClient
     strip: Strip = lambda obj: obj
-    on_change: Callable[[], None] = lambda: None
+    on_change: OnChange = lambda _event, _obj: None
     status: KindStatus = field(default_factory=KindStatus)
     _objects: dict[str, dict[str, JSONObject]] = field(default_factory=dict)  # namespace -> name -> obj
+    # Deleted objects' last resourceVersions: an older copy read or written meanwhile must not
+    # bring them back (observe, fetch).
+    _deleted: dict[NamespacedName, str] = field(default_factory=dict)
+    _resource_version: str = ""  # where the next watch resumes; "" lists first
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -114,13 +122,28 @@ class Reflector:
         return f"{prefix}/namespaces/{quote(namespace, safe='')}/{resource}"
 
     def observe(self, obj: JSONObject) -> None:
-        """An object this process wrote (a quota's new status): newer than the cache, unless the
-        watch got there first."""
+        """An object this process read or wrote itself (a quota's new status, a live lookup):
+        newer than the cache, unless the watch got there first, deletion included."""
         namespace, name = _key(obj)
         with self._lock:
             held = self._objects.get(namespace, {}).get(name)
+            deleted_at = self._deleted.get((namespace, name))
+            if deleted_at is not None and not _newer_version(_version(obj), deleted_at):
+                return
             if held is None or _newer(obj, held):
                 self._objects.setdefault(namespace, {})[name] = obj
+
+    def forget(self, namespace: str, name: str) -> None:
+        """The API server answered 404 for it: gone, whatever the watch has said so far."""
+        with self._lock:
+            held = self._objects.get(namespace, {}).pop(name, None)
+            if held is not None:
+                self._remember_deleted(namespace, name, _version(held))
+
+    def _remember_deleted(self, namespace: str, name: str, version: str) -> None:
+        if len(self._deleted) >= TOMBSTONES:
+            self._deleted.clear()  # only a race of milliseconds needs them; a relist clears them too
+        self._deleted[(namespace, name)] = version
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -133,20 +156,21 @@ class Reflector:
 
     def _run(self) -> None:
         backoff = BACKOFF_START
-        resource_version = ""
         while not self._stop.is_set():
             try:
-                if not resource_version:
-                    resource_version = self._list()
-                resource_version = self._watch(resource_version)
+                if not self._resource_version:
+                    self._resource_version = self._list()
+                self._watch()
                 backoff = BACKOFF_START
             except ApiError as exc:
                 self.status.connected = False
                 if exc.status == GONE:
                     log.info(
-                        "watch %s: resourceVersion %s is gone; listing again", self.kind, resource_version
+                        "watch %s: resourceVersion %s is gone; listing again",
+                        self.kind,
+                        self._resource_version,
                     )
-                    resource_version = ""
+                    self._resource_version = ""
                     continue
                 self._failed(str(exc), backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
@@ -154,7 +178,7 @@ class Reflector:
                 self.status.connected = False
                 log.exception("watch %s failed", self.kind)
                 self._failed(f"{type(exc).__name__}: {exc}", backoff)
-                resource_version, backoff = "", min(backoff * 2, BACKOFF_MAX)
+                self._resource_version, backoff = "", min(backoff * 2, BACKOFF_MAX)
 
     def _failed(self, error: str, backoff: float) -> None:
         self.status.error = error
@@ -182,31 +206,32 @@ class Reflector:
             if not token:
                 break
         with self._lock:
-            self._objects = fresh
+            self._objects, self._deleted = fresh, {}
         first = not self.status.synced
         self.status.relists += 0 if first else 1
         self.status.synced, self.status.error = True, None
         self.status.resource_version, self.status.last_event_at = resource_version, time.time()
         count = sum(len(names) for names in fresh.values())
         log.info("listed %d %s at resourceVersion %s", count, self.kind, resource_version)
-        self.on_change()
+        self.on_change("LIST", None)
         return resource_version
 
-    def _watch(self, resource_version: str) -> str:
+    def _watch(self) -> None:
+        """Until the server ends the watch; the resourceVersion moves on with every event, so a
+        watch that breaks resumes where it broke."""
         query = [
             ("watch", "true"),
-            ("resourceVersion", resource_version),
+            ("resourceVersion", self._resource_version),
             ("allowWatchBookmarks", "true"),
             ("timeoutSeconds", str(WATCH_SECONDS)),
         ]
-        lines = self.client.stream(self.path, query, read_timeout=WATCH_SECONDS + 30)
-        self.status.connected, self.status.error = True, None
-        for line in lines:
-            if self._stop.is_set():
-                break
-            resource_version = self._apply(orjson.loads(line), resource_version)
+        with self.client.watch(self.path, query, read_timeout=WATCH_SECONDS + 30) as lines:
+            self.status.connected, self.status.error = True, None
+            for line in lines:
+                if self._stop.is_set():
+                    break
+                self._resource_version = self._apply(orjson.loads(line), self._resource_version)
         self.status.connected = False
-        return resource_version
 
     def _apply(self, event: dict[str, Any], resource_version: str) -> str:
         kind, obj = event.get("type"), event.get("object") or {}
@@ -220,10 +245,12 @@ class Reflector:
             with self._lock:
                 if kind == "DELETED":
                     self._objects.get(namespace, {}).pop(name, None)
+                    self._remember_deleted(namespace, name, new_version)
                 else:
                     self._objects.setdefault(namespace, {})[name] = decoded
+                    self._deleted.pop((namespace, name), None)
             self.status.events += 1
-            self.on_change()
+            self.on_change(kind, decoded)
         self.status.resource_version, self.status.last_event_at = new_version, time.time()
         return new_version
 
@@ -239,7 +266,14 @@ def _key(obj: JSONObject) -> NamespacedName:
     return str(metadata.get("namespace") or ""), str(metadata["name"])
 
 
+def _version(obj: JSONObject) -> str:
+    return str(obj["metadata"].get("resourceVersion") or "")
+
+
 def _newer(candidate: JSONObject, held: JSONObject) -> bool:
+    return _newer_version(_version(candidate), _version(held))
+
+
+def _newer_version(new: str, old: str) -> bool:
     """resourceVersions are opaque, but etcd's are integers; compare them only when both are."""
-    new, old = (str(o["metadata"].get("resourceVersion") or "") for o in (candidate, held))
     return new.isdigit() and old.isdigit() and int(new) > int(old)

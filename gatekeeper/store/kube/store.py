@@ -27,6 +27,8 @@ from gatekeeper.store.base import (
 )
 from gatekeeper.store.kube.client import KubeClient
 from gatekeeper.store.kube.ledger import ResourceQuotaStatusLedger
+from gatekeeper.store.kube.quota_controller import COUNTED, QuotaController, counted_strip
+from gatekeeper.store.kube.quota_controller import KINDS as KINDS_COUNTED
 from gatekeeper.store.kube.reflector import KindStatus, Reflector, Strip
 
 WATCHED = {
@@ -50,17 +52,20 @@ LIVE_LIST_ENTRIES = 10_000
 READ_ONLY = "the live cluster's objects are the API server's: gatekeeper never writes them from admission"
 # What the plugins read of a Secret (the ServiceAccount plugin: which secrets exist, their type and
 # the service-account annotations); everything else, data and stringData above all, is dropped.
-SECRET_METADATA = ("name", "namespace", "uid", "resourceVersion", "annotations", "creationTimestamp")
+SECRET_METADATA = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+SERVICE_ACCOUNT_ANNOTATIONS = "kubernetes.io/service-account."
 
 
 def strip_secret(obj: JSONObject) -> JSONObject:
+    """Name, type and the service-account annotations; an annotation such as kubectl's
+    last-applied-configuration would carry the data itself, so no other is kept."""
     metadata = obj.get("metadata") or {}
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {key: metadata[key] for key in SECRET_METADATA if key in metadata},
-        "type": obj.get("type", "Opaque"),
+    kept = {key: metadata[key] for key in SECRET_METADATA if key in metadata}
+    annotations = metadata.get("annotations") or {}
+    kept["annotations"] = {
+        key: value for key, value in annotations.items() if key.startswith(SERVICE_ACCOUNT_ANNOTATIONS)
     }
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": kept, "type": obj.get("type", "Opaque")}
 
 
 def with_kind(kind: str) -> Strip:
@@ -74,7 +79,9 @@ def with_kind(kind: str) -> Strip:
 
 
 class KubeStore:
-    def __init__(self, source: str, start: bool = True) -> None:
+    def __init__(self, source: str, start: bool = True, quota_controller: float | None = None) -> None:
+        """`quota_controller`: recount quotas from watches, fully every this many seconds (None:
+        the cluster's own resourcequota controller does)."""
         self.source = source
         self._client = KubeClient(source)
         self._reflectors = {
@@ -86,13 +93,34 @@ class KubeStore:
             )
             for resource, path in WATCHED.items()
         }
+        self._counted: dict[str, Reflector] = {}
+        self.quota_controller: QuotaController | None = None
+        if quota_controller is not None:
+            self._start_quota_controller(quota_controller)
         self.quota_ledger = ResourceQuotaStatusLedger(self._client, self._reflectors[RESOURCE_QUOTAS])
         self._live_lock = threading.Lock()
         self._live_lists: dict[tuple[str, str], tuple[float, builtins.list[JSONObject]]] = {}
         self.started_at = time.time()
         if start:
-            for reflector in self._reflectors.values():
+            for reflector in self._all_reflectors():
                 reflector.start()
+            if self.quota_controller is not None:
+                self.quota_controller.start()
+
+    def _start_quota_controller(self, period: float) -> None:
+        self._counted = {
+            resource: Reflector(KINDS_COUNTED[resource], path, self._client, strip=counted_strip(resource))
+            for resource, path in COUNTED.items()
+        }
+        counted = {**self._counted, SECRETS: self._reflectors[SECRETS]}
+        controller = QuotaController(self._client, self._reflectors[RESOURCE_QUOTAS], counted, period)
+        self._reflectors[RESOURCE_QUOTAS].on_change = controller.quota_changed
+        for reflector in counted.values():
+            reflector.on_change = controller.object_changed
+        self.quota_controller = controller
+
+    def _all_reflectors(self) -> builtins.list[Reflector]:
+        return [*self._reflectors.values(), *self._counted.values()]
 
     @property
     def server(self) -> str:
@@ -100,19 +128,20 @@ class KubeStore:
 
     def unavailable(self) -> str | None:
         """Why admission cannot answer yet: a kind whose first list is not in."""
-        waiting = [r.kind for r in self._reflectors.values() if not r.status.synced]
+        waiting = [r.kind for r in self._all_reflectors() if not r.status.synced]
         if not waiting:
             return None
-        errors = [f"{r.kind}: {r.status.error}" for r in self._reflectors.values() if r.status.error]
+        errors = [f"{r.kind}: {r.status.error}" for r in self._all_reflectors() if r.status.error]
         reason = f"waiting for the first list of {', '.join(waiting)} from the API server {self.server}"
         return f"{reason} ({'; '.join(errors)})" if errors else reason
 
     def watches(self) -> dict[str, KindStatus]:
-        return {resource: reflector.status for resource, reflector in self._reflectors.items()}
+        reflectors = {**self._reflectors, **self._counted}
+        return {resource: reflector.status for resource, reflector in reflectors.items()}
 
     def disconnected(self) -> str | None:
         """A gap after the first sync: a watch that broke and has not come back yet, or None."""
-        broken = [f"{r.kind}: {r.status.error}" for r in self._reflectors.values() if r.status.error]
+        broken = [f"{r.kind}: {r.status.error}" for r in self._all_reflectors() if r.status.error]
         return f"watches broken, serving the last state seen: {'; '.join(broken)}" if broken else None
 
     def get(self, resource: str, namespace: str, name: str) -> JSONObject | None:
@@ -172,6 +201,8 @@ class KubeStore:
         raise StoreError(READ_ONLY)
 
     def close(self) -> None:
-        for reflector in self._reflectors.values():
+        if self.quota_controller is not None:
+            self.quota_controller.stop()
+        for reflector in self._all_reflectors():
             reflector.stop()
         self._client.close()

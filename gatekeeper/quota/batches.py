@@ -1,8 +1,9 @@
-"""Group commit for the etcd ledger: the charges of one namespace that arrive while its transaction
-is in flight wait, and the next transaction settles all of them at once.
+"""Group commit for the networked ledgers (etcd, and a live cluster's ResourceQuota status): the
+charges of one namespace that arrive while its write is in flight wait, and the next write settles
+all of them at once.
 
-With one transaction per charge, a namespace can take one charge per Raft round and fsync, and
-under load each round also waits for the GIL. Kubernetes' quota admission batches its waiters
+With one write per charge, a namespace can take one charge per round trip (for etcd, a Raft round
+and fsync), and under load each round also waits for the GIL. Kubernetes' quota admission batches its waiters
 for the same reason. The first caller for an idle key leads: it takes everything waiting (at most
 `max_batch`), settles it, and hands the lead to the first caller still waiting, so no caller
 leads for longer than its own batch.
@@ -11,11 +12,35 @@ leads for longer than its own batch.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from gatekeeper.quota.ledger import Change, Outcome, RequestKey, Used
+
 T = TypeVar("T")
+
+
+class ChargeInterrupted(Exception):
+    """A charge's batch ended without deciding it (the ledger turns this into its own error)."""
+
+
+@dataclass(eq=False)
+class Charge:
+    """One `apply` call, waiting for its namespace's next write."""
+
+    request: RequestKey
+    seeds: Mapping[str, Used]
+    change: Change
+    outcome: Outcome | None = None
+    error: BaseException | None = None
+
+    def result(self) -> Outcome:
+        if self.error is not None:
+            raise self.error
+        if self.outcome is None:
+            raise ChargeInterrupted("the quota charge was interrupted")
+        return self.outcome
 
 
 @dataclass(eq=False)
