@@ -98,6 +98,16 @@ class QuotaLedger(Protocol):
     def close(self) -> None: ...
 
 
+def forget_before(applied: dict[str, tuple[str, float]], cutoff: float) -> None:
+    """Drop the uids applied before `cutoff` from uid -> (fingerprint, when), which is in insertion
+    (= time) order."""
+    while applied:
+        oldest = next(iter(applied))
+        if applied[oldest][1] >= cutoff:
+            return
+        del applied[oldest]
+
+
 def current(rows: Mapping[str, Used], seeds: Mapping[str, Used]) -> NamespaceUsage:
     """Usage of each quota in `seeds`: the ledger's row if it has one, else the seed."""
     return {name: dict(rows.get(name, seed)) for name, seed in seeds.items()}
@@ -143,12 +153,7 @@ class MemoryLedger:
         pass
 
     def _forget_before(self, cutoff: float) -> None:
-        """Drop uids applied before `cutoff`; the dict is in insertion (= time) order."""
-        while self._applied:
-            oldest = next(iter(self._applied))
-            if self._applied[oldest][1] >= cutoff:
-                return
-            del self._applied[oldest]
+        forget_before(self._applied, cutoff)
 
     def _namespace_rows(self, namespace: str) -> dict[str, Used]:
         return {name: row for (ns, name), row in self._rows.items() if ns == namespace}

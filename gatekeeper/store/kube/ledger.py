@@ -31,6 +31,7 @@ from gatekeeper.quota.ledger import (
     Refused,
     RequestKey,
     Used,
+    forget_before,
     replay,
 )
 from gatekeeper.quota.resources import QuotaError, parse_list, to_strings
@@ -147,14 +148,7 @@ class ResourceQuotaStatusLedger:
                 if charge.outcome is None:
                     charge.outcome = Outcome(Applied.CHANGED)
                     self._applied[charge.request.uid] = (charge.request.fingerprint, now)
-            self._forget_before(now - REMEMBER_REQUESTS_SECONDS)
-
-    def _forget_before(self, cutoff: float) -> None:
-        while self._applied:
-            oldest = next(iter(self._applied))
-            if self._applied[oldest][1] >= cutoff:
-                return
-            del self._applied[oldest]
+            forget_before(self._applied, now - REMEMBER_REQUESTS_SECONDS)
 
     def _write(self, quota: JSONObject, used: Used) -> bool:
         """PUT the status with the quota's resourceVersion; False on a conflict (someone else won)."""
