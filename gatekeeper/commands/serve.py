@@ -122,10 +122,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def live_source(args: argparse.Namespace) -> str | None:
     """--kubeconfig, or in a pod (and with no standalone state asked for) the in-cluster config."""
     if args.kubeconfig:
-        if args.state:
+        if args.state or args.store != DEFAULT_STORE:
             raise SystemExit(
-                "error: --state goes with standalone mode; with --kubeconfig the API server's objects "
-                "are the state (drop --state, or drop --kubeconfig to serve from manifests)"
+                "error: --state and --store go with standalone mode; with --kubeconfig the API "
+                "server's objects are the state and its ResourceQuotas the quota ledger (drop them, "
+                "or drop --kubeconfig to serve from manifests)"
             )
         return str(args.kubeconfig)
     if args.state:
