@@ -157,6 +157,7 @@ class ControlPlane:
     apiserver_port: int
     config: ApiServerConfig
     etcd_prefix: str = "/registry"
+    controllers: str = CONTROLLERS
     components: dict[str, Component] = field(default_factory=dict)
 
     @property
@@ -236,15 +237,24 @@ class ControlPlane:
         self.wait_ready()
 
     def restart_apiserver(self, config: ApiServerConfig | None = None) -> None:
-        """Stopped at once when its graceful shutdown would hold on (it drains open watches)."""
+        """Stopped at once when its graceful shutdown would hold on (it drains open watches).
+
+        kube-controller-manager is started afresh after it: its informers back off for up to a
+        minute after a few restarts in a row, and a test waits for its service accounts."""
+        manager = self.components.get("kube-controller-manager")
+        if manager is not None:
+            manager.stop()
         self.components["kube-apiserver"].stop(timeout=APISERVER_STOP_SECONDS)
         self.start_apiserver(config)
+        if manager is not None:
+            self.start_controller_manager(self.controllers)
 
     def restart_controller_manager(self, controllers: str = CONTROLLERS) -> None:
         self.components["kube-controller-manager"].stop()
         self.start_controller_manager(controllers)
 
     def start_controller_manager(self, controllers: str = CONTROLLERS) -> None:
+        self.controllers = controllers
         kubeconfig = self.kubeconfig(CONTROLLER_MANAGER, ["system:masters"])
         command = [
             str(self.bin_dir / "kube-controller-manager"),

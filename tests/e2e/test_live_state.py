@@ -140,6 +140,7 @@ def test_the_api_server_restarted_under_gatekeeper(cluster: Cluster) -> None:
         assert "watches broken" in gap.json()["reason"]
     finally:
         cluster.control_plane.start_apiserver()
+        cluster.control_plane.restart_controller_manager(cluster.control_plane.controllers)
     after = cluster.gatekeeper.wait_ready()["checks"]["cluster"]
     for resource, watch in after.items():
         assert watch["synced"] and watch["connected"], (resource, watch)

@@ -93,7 +93,8 @@ class KubeClient:
                 raise api_error("GET", path, int(raw.status), _decode_status(response.data))
             yield _lines(response, path)
         finally:
-            response.release_conn()
+            # Closed, never handed back to the pool: a watch left mid-stream still has chunks on
+            # the wire, and the next request on that connection would read them as its answer.
             response.close()
 
     def close(self) -> None:

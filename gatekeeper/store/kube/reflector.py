@@ -7,7 +7,9 @@
   `timeoutSeconds`) or breaks.
 * `410 Gone` (the resourceVersion was compacted away) means a relist; the new list replaces the
   cache whole, so objects deleted while disconnected disappear.
-* Errors back off exponentially with jitter (0.2 s up to 30 s) and reset after a healthy watch.
+* Errors back off exponentially with jitter (0.2 s up to 30 s); a watch that was open and then
+  broke (an API server restarting) starts again from 0.2 s, so only a server that keeps refusing
+  is waited for long.
 
 `strip` runs on every decoded object before the cache sees it: a Secret's data is dropped there.
 """
@@ -163,6 +165,8 @@ class Reflector:
                 self._watch()
                 backoff = BACKOFF_START
             except ApiError as exc:
+                if self.status.connected:  # the watch was open, then broke: not a failing server
+                    backoff = BACKOFF_START
                 self.status.connected = False
                 if exc.status == GONE:
                     log.info(
@@ -175,6 +179,8 @@ class Reflector:
                 self._failed(str(exc), backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
             except Exception as exc:  # a bug or a garbled stream must not end the watch for good
+                if self.status.connected:
+                    backoff = BACKOFF_START
                 self.status.connected = False
                 log.exception("watch %s failed", self.kind)
                 self._failed(f"{type(exc).__name__}: {exc}", backoff)
