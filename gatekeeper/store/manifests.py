@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import yaml
 
-from gatekeeper.store.base import KIND_TO_RESOURCE, JSONObject, Key, Store, key_of
+from gatekeeper.store.base import KIND_TO_RESOURCE, JSONObject, Key, Store, key_of, storable
 
 SUFFIXES = (".yaml", ".yml", ".json")
 PHASES = ("Active", "Terminating")
@@ -180,7 +180,8 @@ class ManifestSync:
         return list(dict.fromkeys([*self.paths, *sorted(folders), *files]))
 
     def load(self) -> int:
-        objects = load_manifests(self.paths)
+        # Digests of the objects as stored: a Secret's data is never kept, not even as a hash.
+        objects = [storable(obj) for obj in load_manifests(self.paths)]
         digests = {key_of(obj): digest(obj) for obj in objects}
         previous = self.store.applied_manifests()
         changed = [obj for obj in objects if previous.get(key_of(obj)) != digests[key_of(obj)]]
