@@ -12,16 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 
 from gatekeeper.store.base import KIND_TO_RESOURCE, JSONObject, Key, Store, key_of, storable
+from gatekeeper.yamltext import YAMLTextError, documents
 
 SUFFIXES = (".yaml", ".yml", ".json")
 PHASES = ("Active", "Terminating")
 
 
 class ManifestError(ValueError):
-    """A manifest that cannot be used; the message names file, document index and field."""
+    """A manifest that cannot be used; the message names file, document index and field (or the
+    line and column of a YAML error), never a value from the file."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 def manifest_files(paths: Sequence[Path]) -> list[Path]:
@@ -66,10 +71,10 @@ def _objects_in(path: Path) -> Iterator[tuple[str, JSONObject]]:
 
 def _objects_in_text(text: str, source: str) -> Iterator[tuple[str, JSONObject]]:
     try:
-        documents = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        raise ManifestError(f"{source}: not valid YAML or JSON: {exc}") from None
-    for index, doc in enumerate(documents):
+        loaded = [doc for _line, doc in documents(text)]
+    except YAMLTextError as exc:
+        raise ManifestError(f"{source}: {exc}", exc.line) from None
+    for index, doc in enumerate(loaded):
         if doc is None:
             continue  # an empty document (a trailing ---)
         where = f"{source}: document {index}"
