@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from gatekeeper.quota.resources import NEGATIVE, QuotaError, negative_names, parse_list
 from gatekeeper.store.base import KIND_TO_RESOURCE, JSONObject, Key, Store, key_of, storable
 from gatekeeper.yamltext import YAMLTextError, documents
 
@@ -121,6 +122,7 @@ def _shape_problems(obj: JSONObject) -> Iterator[str]:
         for path in ("spec", "spec.hard", "status", "status.hard", "status.used"):
             yield from _expect(obj, path, dict)
         yield from _expect(obj, "spec.scopes", list)
+        yield from _quantity_problems(obj)
     elif kind == "ServiceAccount":
         yield from _expect_refs(obj, "secrets")
         yield from _expect_refs(obj, "imagePullSecrets")
@@ -129,6 +131,18 @@ def _shape_problems(obj: JSONObject) -> Iterator[str]:
         yield from _expect(obj, "data", dict)
         yield from _expect(obj, "stringData", dict)
         yield from _expect(obj, "type", str)
+
+
+def _quantity_problems(quota: JSONObject) -> Iterator[str]:
+    """No negative hard or used (the API server's validation refuses them); a quantity that does
+    not parse is named when quota reads it (and by lint's own rule)."""
+    for path in ("spec.hard", "status.hard", "status.used"):
+        try:
+            resources = parse_list(_get(quota, path), path)
+        except QuotaError:
+            continue
+        for name in negative_names(resources):
+            yield f"{path}.{name}: {NEGATIVE}"
 
 
 _TYPE_WORDS = {dict: "an object", list: "a list", bool: "a boolean", str: "a string"}
