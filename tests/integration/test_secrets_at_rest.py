@@ -177,3 +177,14 @@ def test_etcd_keeps_no_secret_value(tmp_path: Path) -> None:
     values = b"".join(base64.b64decode(kv["value"]) for kv in kvs)
     assert b"kubernetes.io/service-account-token" in values  # the Secret is there, its values are not
     assert_no_marker(values, "etcd")
+
+
+def test_a_folder_others_can_write_is_warned_about(tmp_path: Path, caplog: Any) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # an emptyDir volume, say: kept, but the operator hears of it
+    with caplog.at_level("WARNING", logger="gatekeeper.store"):
+        SQLiteStore(shared / "g.db").close()
+    assert f"SQLite store folder {shared} is writable by group or others (mode 777)" in caplog.text
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o777
+    assert stat.S_IMODE((shared / "g.db").stat().st_mode) == 0o600
