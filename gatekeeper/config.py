@@ -50,6 +50,7 @@ class Settings(BaseModel):
 
     workers: int = Field(default=1, ge=1)
     reload_interval: float = Field(default=1.0, gt=0)
+    reload_settle: float = Field(default=1.0, ge=0)  # a changed file loads once unchanged this long
     max_request_bytes: int = Field(default=3 * 1024 * 1024, gt=0)
     max_json_depth: int = Field(default=64, gt=0, le=1000)
     log_level: str = "info"

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import orjson
 import yaml
 
+from gatekeeper import yamltext
 from gatekeeper.authn.user import AUTHENTICATED
 from gatekeeper.authz.schema import field_types
 
@@ -349,8 +350,8 @@ def _parse_yaml(text: str) -> Any:
         raise LineError("invalid YAML: a document end marker is not a policy")
     try:
         documents = list(yaml.load_all(text, Loader=_GoYAMLLoader))
-    except yaml.YAMLError as exc:
-        raise LineError(f"invalid YAML: {exc}".replace("\n", " ")) from None
+    except yaml.YAMLError as exc:  # described without the snippet PyYAML quotes from the line
+        raise LineError(f"invalid YAML: {yamltext.problem(exc)}") from None
     except RecursionError:
         raise LineError("invalid YAML: nested too deeply") from None
     value = documents[0] if documents else None

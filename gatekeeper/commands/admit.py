@@ -27,6 +27,7 @@ from gatekeeper.config import DEFAULT_ADMISSION_PLUGINS
 from gatekeeper.store.base import Store, StoreError
 from gatekeeper.store.factory import StoreURLError
 from gatekeeper.store.manifests import ManifestError, ManifestSync
+from gatekeeper.yamltext import YAMLTextError, documents
 
 # kinds the human form knows how to name as resources; others get a lower-case plural guess
 _RESOURCES = {
@@ -151,9 +152,10 @@ def build_review(args: argparse.Namespace) -> dict[str, Any]:
 
 def _read_object(path: Path) -> dict[str, Any]:
     try:
-        value = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ManifestError(f"{path}: not valid YAML or JSON: {exc}") from None
+        loaded = [doc for _line, doc in documents(path.read_text(encoding="utf-8"))]
+    except YAMLTextError as exc:
+        raise ManifestError(f"{path}: {exc}", exc.line) from None
+    value = loaded[0] if len(loaded) == 1 else None
     if not isinstance(value, dict) or not isinstance(value.get("kind"), str):
         raise ManifestError(f"{path}: expected one object with a kind")
     return value

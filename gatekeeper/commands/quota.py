@@ -6,8 +6,6 @@ import argparse
 import sys
 from typing import Any
 
-import yaml
-
 from gatekeeper.commands.io import read_text
 from gatekeeper.commands.store_flags import add_server_store_flags, open_store_from
 from gatekeeper.quota.check import seeds
@@ -17,6 +15,7 @@ from gatekeeper.quota.resources import QuotaError, to_strings
 from gatekeeper.quota.status import quota_objects
 from gatekeeper.store.base import Store, StoreError
 from gatekeeper.store.factory import StoreURLError
+from gatekeeper.yamltext import YAMLTextError, documents
 
 KUBECTL = "kubectl get pods,services,secrets,configmaps,persistentvolumeclaims -A -o json"
 
@@ -59,11 +58,13 @@ def run_reconcile(args: argparse.Namespace) -> int:
 def live_objects(text: str, source: str) -> list[LiveObject]:
     """Every item of a kubectl List (or of a stream of YAML/JSON documents)."""
     try:
-        documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
-    except yaml.YAMLError as exc:
-        raise QuotaError(f"{source}: not valid YAML or JSON: {exc}") from None
+        loaded = [doc for _line, doc in documents(text)]
+    except YAMLTextError as exc:
+        raise QuotaError(f"{source}: {exc}") from None
     result: list[LiveObject] = []
-    for index, doc in enumerate(documents):
+    for index, doc in enumerate(loaded):
+        if doc is None:
+            continue  # an empty document (a trailing ---)
         where = f"{source}: document {index}"
         if isinstance(doc, dict) and doc.get("kind", "").endswith("List") and "items" in doc:
             items = doc["items"]

@@ -66,6 +66,9 @@ def register(sub: Any) -> None:
                         "or secret (the service account's token Secret)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--reload-interval", type=float, default=1.0)
+    p.add_argument("--reload-settle", type=float, default=1.0,
+                   help="seconds a changed file must stay unchanged (size, mtime) before a poll loads "
+                        "it; SIGHUP loads at once")
     p.add_argument("--max-request-bytes", type=int, default=3 * 1024 * 1024)
     p.add_argument("--max-json-depth", type=int, default=64,
                    help="refuse request bodies nested deeper than this (400)")
@@ -109,6 +112,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         service_account_token_volume=args.service_account_token_volume,
         workers=args.workers,
         reload_interval=args.reload_interval,
+        reload_settle=args.reload_settle,
         max_request_bytes=args.max_request_bytes,
         max_json_depth=args.max_json_depth,
         log_level=args.log_level,

@@ -133,7 +133,7 @@ def lint_manifests(paths: Sequence[Path]) -> list[Finding]:
         try:
             loaded = load_manifests([path])
         except ManifestError as exc:
-            findings.append(Finding(str(path), 1, 1, LOAD_ERROR, str(exc)))
+            findings.append(Finding(str(path), exc.line or 1, 1, LOAD_ERROR, str(exc)))
             continue
         lines = object_lines(path.read_text(encoding="utf-8"))
         objects.extend((str(path), obj) for obj in loaded)

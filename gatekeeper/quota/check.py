@@ -84,11 +84,13 @@ def interesting(
     return result
 
 
-def object_usage(evaluator: Evaluator, obj: JSONObject) -> ResourceList:
+def object_usage(evaluator: Evaluator, obj: JSONObject, which: str = "") -> ResourceList:
+    """What the object consumes; a negative quantity is refused, in the new object as in the old
+    one of an UPDATE: subtracted, a negative old usage would charge more than the object asks."""
     usage = evaluator.usage(obj)
     negative = negative_names(usage)
     if negative:
-        raise QuotaRefusal(f"quota usage is negative for resource(s): {','.join(negative)}")
+        raise QuotaRefusal(f"quota usage{which} is negative for resource(s): {','.join(negative)}")
     return usage
 
 
@@ -108,13 +110,14 @@ def plan(
     old = request.old_object if request.operation == UPDATE else None
     if request.operation == UPDATE and old is None:
         raise QuotaRefusal("unable to get previous usage since prior version of object was not found")
+    old_usage = object_usage(evaluator, old, " of the previous version") if old is not None else {}
     if not applying:
         return Plan(tuple(quotas), {})
     requested: dict[str, ResourceList] = {}
     for quota in applying:
         delta = new_usage
         if old is not None and _has_resource_version(old) and matches(evaluator, quota, old):
-            delta = subtract_non_negative(new_usage, evaluator.usage(old))
+            delta = subtract_non_negative(new_usage, old_usage)
         wanted = non_zero(mask(delta, quota.hard))
         if wanted:
             requested[quota.name] = wanted

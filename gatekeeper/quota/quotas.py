@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gatekeeper.quota.resources import QuotaError, ResourceList, parse_list, to_strings
+from gatekeeper.quota.resources import QuotaError, ResourceList, parse_non_negative, to_strings
 from gatekeeper.quota.scopes import ScopeRequirement, parse_scopes
 
 
@@ -33,7 +33,9 @@ class Quota:
 
 
 def parse_quota(obj: Mapping[str, Any], live: bool = False) -> Quota:
-    """A stored ResourceQuota as a Quota; QuotaError names the malformed field."""
+    """A stored ResourceQuota as a Quota; QuotaError names the malformed field. A negative hard or
+    used is refused, as the API server's validation refuses it: usage that starts below zero would
+    let the namespace use more than its hard."""
     metadata = obj.get("metadata") or {}
     namespace, name = str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
     where = f"resourcequota {namespace}/{name}"
@@ -41,9 +43,9 @@ def parse_quota(obj: Mapping[str, Any], live: bool = False) -> Quota:
     if not isinstance(spec, dict) or not isinstance(status, dict):
         raise QuotaError(f"{where}: spec and status must be objects")
     synced_here = status.get("hard") is None and not live
-    hard = parse_list(
+    hard = parse_non_negative(
         spec.get("hard") if synced_here else status.get("hard") or {},
         f"{where}: {'spec' if synced_here else 'status'}.hard",
     )
-    used = parse_list(status.get("used"), f"{where}: status.used")
+    used = parse_non_negative(status.get("used"), f"{where}: status.used")
     return Quota(namespace, name, hard, to_strings(used), parse_scopes(spec, f"{where}: spec"), synced_here)

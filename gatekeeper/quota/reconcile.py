@@ -20,7 +20,7 @@ from gatekeeper.quota.check import effective_used, matches
 from gatekeeper.quota.evaluators.base import Evaluator, JSONObject
 from gatekeeper.quota.evaluators.registry import evaluator_for
 from gatekeeper.quota.quotas import Quota
-from gatekeeper.quota.resources import QuotaError, ResourceList, add, mask
+from gatekeeper.quota.resources import QuotaError, ResourceList, add, mask, negative_names
 
 # resources whose absence from the input means zero of them (the documented kubectl command lists them)
 LISTED = ("pods", "services", "secrets", "configmaps", "persistentvolumeclaims")
@@ -40,6 +40,11 @@ class LiveObject:
     resource: str
     namespace: str
     body: JSONObject
+    where: str = ""  # where the input holds it, for errors ("live.json: document 0, items[3]")
+
+    def described(self) -> str:
+        name = str((self.body.get("metadata") or {}).get("name") or "")
+        return self.where or f"{self.resource} {self.namespace}/{name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +61,7 @@ def live_object(obj: JSONObject, where: str) -> LiveObject:
     if not isinstance(kind, str) or not isinstance(api_version, str) or not isinstance(metadata, dict):
         raise QuotaError(f"{where}: expected a Kubernetes object with apiVersion, kind and metadata")
     group = api_version.rpartition("/")[0]
-    return LiveObject(group, resource_of(kind), str(metadata.get("namespace") or ""), obj)
+    return LiveObject(group, resource_of(kind), str(metadata.get("namespace") or ""), obj, where)
 
 
 def resource_of(kind: str) -> str:
@@ -107,5 +112,15 @@ def _count(
     for obj in objects:
         measuring = covered.get((obj.group, obj.resource))
         if measuring is not None and matches(measuring, quota, obj.body):
-            total = add(total, mask(measuring.usage(obj.body), quota.hard))
+            total = add(total, mask(_usage(measuring, obj), quota.hard))
     return total
+
+
+def _usage(evaluator: Evaluator, obj: LiveObject) -> ResourceList:
+    """An object's usage; a negative one (which the API server's validation never admits) is refused:
+    counted, it would hide the usage of the others."""
+    usage = evaluator.usage(obj.body)
+    negative = negative_names(usage)
+    if negative:
+        raise QuotaError(f"{obj.described()}: quota usage is negative for resource(s): {','.join(negative)}")
+    return usage

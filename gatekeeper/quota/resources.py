@@ -22,6 +22,18 @@ def parse_list(value: object, where: str) -> ResourceList:
         raise QuotaError(str(exc)) from None
 
 
+NEGATIVE = "must be greater than or equal to 0"  # Kubernetes' validation of a quota's quantities
+
+
+def parse_non_negative(value: object, where: str) -> ResourceList:
+    """parse_list, refusing a negative quantity as the API server's validation does."""
+    resources = parse_list(value, where)
+    negative = negative_names(resources)
+    if negative:
+        raise QuotaError(f"{where}.{negative[0]}: {NEGATIVE}")
+    return resources
+
+
 def to_strings(resources: Mapping[str, Quantity]) -> dict[str, str]:
     """Canonical text of every quantity, as the ledger and status.used hold them."""
     return {name: str(quantity) for name, quantity in sorted(resources.items())}

@@ -1,9 +1,11 @@
 """Files that are reloaded on change: each Watched holds the last good value built from them.
 
 A change is noticed by polling the files' stat (following symlinks, so a Kubernetes ConfigMap's
-`..data` swap counts) and on SIGHUP. A load that fails leaves the last good value in force and
-records the error, which /readyz shows. Readers only ever see a whole value: the swap is one
-attribute assignment.
+`..data` swap counts) and on SIGHUP. A poll loads a change only once the files have stopped
+changing: the same (device, inode, mtime, size) for the settle time (`--reload-settle`), seen
+across polls, so a writer that pauses mid-write is not read half done; SIGHUP loads at once. A
+load that fails leaves the last good value in force and records the error, which /readyz shows.
+Readers only ever see a whole value: the swap is one attribute assignment.
 """
 
 from __future__ import annotations
@@ -11,19 +13,22 @@ from __future__ import annotations
 import logging
 import os
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from gatekeeper.store.base import StoreError
+
 T = TypeVar("T")
 log = logging.getLogger("gatekeeper.reload")
 
 Stamp = tuple[tuple[int, int, int, int], ...]
-SETTLE_SECONDS = 0.05
+SETTLE_SECONDS = 1.0  # --reload-settle's default
 # An in-place write truncates first: the empty file is valid (a policy with no rules) and a
 # writer descheduled before its write() leaves it empty for as long as it likes. An empty file
-# must stay empty this long before it counts; a SIGHUP still loads it at once.
+# must stay empty at least this long before it counts, whatever the settle time.
 EMPTY_SETTLE_SECONDS = 2.0
 
 
@@ -36,6 +41,17 @@ def stamp_of(paths: Sequence[Path]) -> Stamp:
         except OSError:
             stamps.append((0, 0, 0, -1))
     return tuple(stamps)
+
+
+def shown_error(exc: Exception) -> str:
+    """What /readyz and the log say about a failed load. The loaders' own errors (ValueError,
+    OSError, StoreError) name file, line and field and never quote the file; any other
+    exception's text might (a parser's snippet), so only its type and where it was raised show."""
+    if isinstance(exc, ValueError | OSError | StoreError):
+        return str(exc)
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" at {Path(frame.filename).name}:{frame.lineno}" if frame else ""
+    return f"unexpected {type(exc).__name__}{where} while loading"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +71,7 @@ class Watched(Generic[T]):
         self.paths = tuple(paths)
         self._load = load
         self._stamp = stamp_of(self.paths)
+        self._pending: tuple[Stamp, float] | None = None  # a change seen, and since when unchanged
         self.current: T = load()  # start-up: a failure here is fatal, and the caller says so
         self.loaded_at = time.time()
         self.reloads = 0
@@ -64,15 +81,20 @@ class Watched(Generic[T]):
     def changed(self) -> bool:
         return stamp_of(self.paths) != self._stamp
 
-    def check(self) -> bool:
-        """Reload if the files changed and have settled (an in-place write may be half done)."""
+    def check(self, settle: float = SETTLE_SECONDS) -> bool:
+        """Reload if the files changed and have not changed again for `settle` seconds."""
         if not self.changed():
+            self._pending = None
             return False
-        first = stamp_of(self.paths)
-        empty = any(size == 0 for *_, size in first)
-        time.sleep(EMPTY_SETTLE_SECONDS if empty else SETTLE_SECONDS)
-        if stamp_of(self.paths) != first:
-            return False  # still being written; the next poll sees it again
+        stamp, now = stamp_of(self.paths), time.monotonic()
+        if stamp == self._stamp:
+            return self.reload()  # nothing written: a load to retry (WatchedManifests)
+        if self._pending is None or self._pending[0] != stamp:
+            self._pending = (stamp, now)  # still being written, or first seen now
+            return False
+        empty = any(size == 0 for *_, size in stamp)
+        if now - self._pending[1] < (max(settle, EMPTY_SETTLE_SECONDS) if empty else settle):
+            return False
         return self.reload()
 
     def reload(self) -> bool:
@@ -80,12 +102,12 @@ class Watched(Generic[T]):
         try:
             value = self._load()
         except Exception as exc:  # any load failure keeps the last good value
-            self._stamp = stamp
+            self._stamp, self._pending = stamp, None
             self.failures += 1
-            self.error = str(exc)
-            log.error("reload of %s refused, keeping the last good version: %s", self.name, exc)
+            self.error = shown_error(exc)
+            log.error("reload of %s refused, keeping the last good version: %s", self.name, self.error)
             return False
-        self._stamp = stamp
+        self._stamp, self._pending = stamp, None
         self.current = value
         self.loaded_at = time.time()
         self.reloads += 1

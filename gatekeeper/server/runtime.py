@@ -69,7 +69,7 @@ class Runtime:
 
     def poll(self) -> None:
         with self._reloading:
-            if any([item.check() for item in self.watched]):
+            if any([item.check(self.settings.reload_settle) for item in self.watched]):
                 freeze_long_lived()
 
     @contextlib.asynccontextmanager

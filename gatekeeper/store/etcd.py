@@ -22,7 +22,7 @@ from urllib.parse import quote, unquote
 import orjson
 
 from gatekeeper.quota.etcd_ledger import EtcdLedger
-from gatekeeper.store.base import JSONObject, Key, StoreError, key_of
+from gatekeeper.store.base import JSONObject, Key, StoreError, key_of, storable
 from gatekeeper.store.etcd_client import (
     MAX_TXN_OPS,
     EtcdClient,
@@ -72,7 +72,8 @@ class EtcdStore:
         return [obj for _, obj in sorted(objects, key=lambda pair: pair[0])]
 
     def put(self, obj: JSONObject) -> None:
-        revision = self._client.put(self._object_key(key_of(obj)), orjson.dumps(obj))
+        key, value = self._encoded(obj)
+        revision = self._client.put(key, value)
         self._copy.wait_for(revision, OWN_WRITE_WAIT)
 
     def delete(self, resource: str, namespace: str, name: str) -> None:
@@ -80,7 +81,7 @@ class EtcdStore:
         self._copy.wait_for(revision, OWN_WRITE_WAIT)
 
     def replace_all(self, objects: Iterable[JSONObject]) -> None:
-        fresh = {self._object_key(key_of(obj)): orjson.dumps(obj) for obj in objects}  # validate first
+        fresh = dict(self._encoded(obj) for obj in objects)  # validate first
         kvs, _ = self._client.range_prefix(self._objects_prefix)
         stale = [delete_op(kv.key) for kv in kvs if kv.key not in fresh]
         self._write([*stale, *(put_op(key, value) for key, value in fresh.items())])
@@ -95,7 +96,7 @@ class EtcdStore:
     def apply_manifests(
         self, puts: Iterable[JSONObject], deletes: Iterable[Key], applied: Mapping[Key, str]
     ) -> None:
-        ops = [put_op(self._object_key(key_of(obj)), orjson.dumps(obj)) for obj in puts]
+        ops = [put_op(*self._encoded(obj)) for obj in puts]
         ops = [*(delete_op(self._object_key(key)) for key in deletes), *ops]
         digests = {_path(key).decode(): digest for key, digest in applied.items()}
         ops.append(put_op(self._manifests_key, orjson.dumps(digests, option=orjson.OPT_SORT_KEYS)))
@@ -121,6 +122,11 @@ class EtcdStore:
 
     def _object_key(self, key: Key) -> bytes:
         return self._objects_prefix + _path(key)
+
+    def _encoded(self, obj: JSONObject) -> tuple[bytes, bytes]:
+        """The etcd key and value of an object as stored (a Secret without its data)."""
+        stored = storable(obj)
+        return self._object_key(key_of(stored)), orjson.dumps(stored)
 
 
 def _part(text: str) -> bytes:

@@ -12,16 +12,22 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 
-from gatekeeper.store.base import KIND_TO_RESOURCE, JSONObject, Key, Store, key_of
+from gatekeeper.quota.resources import NEGATIVE, QuotaError, negative_names, parse_list
+from gatekeeper.store.base import KIND_TO_RESOURCE, JSONObject, Key, Store, key_of, storable
+from gatekeeper.yamltext import YAMLTextError, documents
 
 SUFFIXES = (".yaml", ".yml", ".json")
 PHASES = ("Active", "Terminating")
 
 
 class ManifestError(ValueError):
-    """A manifest that cannot be used; the message names file, document index and field."""
+    """A manifest that cannot be used; the message names file, document index and field (or the
+    line and column of a YAML error), never a value from the file."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 def manifest_files(paths: Sequence[Path]) -> list[Path]:
@@ -66,10 +72,10 @@ def _objects_in(path: Path) -> Iterator[tuple[str, JSONObject]]:
 
 def _objects_in_text(text: str, source: str) -> Iterator[tuple[str, JSONObject]]:
     try:
-        documents = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        raise ManifestError(f"{source}: not valid YAML or JSON: {exc}") from None
-    for index, doc in enumerate(documents):
+        loaded = [doc for _line, doc in documents(text)]
+    except YAMLTextError as exc:
+        raise ManifestError(f"{source}: {exc}", exc.line) from None
+    for index, doc in enumerate(loaded):
         if doc is None:
             continue  # an empty document (a trailing ---)
         where = f"{source}: document {index}"
@@ -116,6 +122,7 @@ def _shape_problems(obj: JSONObject) -> Iterator[str]:
         for path in ("spec", "spec.hard", "status", "status.hard", "status.used"):
             yield from _expect(obj, path, dict)
         yield from _expect(obj, "spec.scopes", list)
+        yield from _quantity_problems(obj)
     elif kind == "ServiceAccount":
         yield from _expect_refs(obj, "secrets")
         yield from _expect_refs(obj, "imagePullSecrets")
@@ -124,6 +131,18 @@ def _shape_problems(obj: JSONObject) -> Iterator[str]:
         yield from _expect(obj, "data", dict)
         yield from _expect(obj, "stringData", dict)
         yield from _expect(obj, "type", str)
+
+
+def _quantity_problems(quota: JSONObject) -> Iterator[str]:
+    """No negative hard or used (the API server's validation refuses them); a quantity that does
+    not parse is named when quota reads it (and by lint's own rule)."""
+    for path in ("spec.hard", "status.hard", "status.used"):
+        try:
+            resources = parse_list(_get(quota, path), path)
+        except QuotaError:
+            continue
+        for name in negative_names(resources):
+            yield f"{path}.{name}: {NEGATIVE}"
 
 
 _TYPE_WORDS = {dict: "an object", list: "a list", bool: "a boolean", str: "a string"}
@@ -180,7 +199,8 @@ class ManifestSync:
         return list(dict.fromkeys([*self.paths, *sorted(folders), *files]))
 
     def load(self) -> int:
-        objects = load_manifests(self.paths)
+        # Digests of the objects as stored: a Secret's data is never kept, not even as a hash.
+        objects = [storable(obj) for obj in load_manifests(self.paths)]
         digests = {key_of(obj): digest(obj) for obj in objects}
         previous = self.store.applied_manifests()
         changed = [obj for obj in objects if previous.get(key_of(obj)) != digests[key_of(obj)]]

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterable, Mapping
 
 from gatekeeper.quota.ledger import MemoryLedger
-from gatekeeper.store.base import JSONObject, Key, key_of
+from gatekeeper.store.base import JSONObject, Key, key_of, storable
 
 
 class MemoryStore:
@@ -30,16 +30,17 @@ class MemoryStore:
             return [copy.deepcopy(self._objects[k]) for k in keys]
 
     def put(self, obj: JSONObject) -> None:
-        key = key_of(obj)
+        stored = storable(obj)
+        key = key_of(stored)
         with self._lock:
-            self._objects[key] = copy.deepcopy(obj)
+            self._objects[key] = copy.deepcopy(stored)
 
     def delete(self, resource: str, namespace: str, name: str) -> None:
         with self._lock:
             self._objects.pop((resource, namespace, name), None)
 
     def replace_all(self, objects: Iterable[JSONObject]) -> None:
-        fresh = {key_of(obj): copy.deepcopy(obj) for obj in objects}
+        fresh = _keyed(objects)
         with self._lock:
             self._objects = fresh
 
@@ -50,7 +51,7 @@ class MemoryStore:
     def apply_manifests(
         self, puts: Iterable[JSONObject], deletes: Iterable[Key], applied: Mapping[Key, str]
     ) -> None:
-        fresh = {key_of(obj): copy.deepcopy(obj) for obj in puts}
+        fresh = _keyed(puts)
         with self._lock:
             for key in deletes:
                 self._objects.pop(key, None)
@@ -63,3 +64,8 @@ class MemoryStore:
 
     def close(self) -> None:
         pass
+
+
+def _keyed(objects: Iterable[JSONObject]) -> dict[Key, JSONObject]:
+    stored = [copy.deepcopy(storable(obj)) for obj in objects]
+    return {key_of(obj): obj for obj in stored}

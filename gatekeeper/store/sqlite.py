@@ -7,6 +7,10 @@ Safe across restarts and across worker processes sharing the file. Objects are k
 in one table keyed like the interface: (resource, namespace, name). Further tables (for
 example a quota ledger) live beside it; `transaction()` gives them the same atomicity.
 
+The files (the database, its -wal and -shm) are readable by their owner only, in a folder made
+0700 if it does not exist; a Secret is stored without its data (store/base.py `storable`), and a
+store written by an older version is scrubbed of any Secret data when it is opened.
+
 Every write of the objects counts up `generation` (triggers, whoever writes), so one query tells
 whether any process has changed them. An admission request reads through `snapshot()`: it asks
 that once, and its reads (about seven for a pod) come from bytes cached since the last change
@@ -17,7 +21,10 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import logging
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -25,7 +32,9 @@ from pathlib import Path
 import orjson
 
 from gatekeeper.quota.sqlite_ledger import SQLiteLedger
-from gatekeeper.store.base import JSONObject, Key, StoreError, key_of
+from gatekeeper.store.base import SECRETS, JSONObject, Key, StoreError, key_of, storable
+
+log = logging.getLogger("gatekeeper.store")
 
 SCHEMA_VERSION = 2  # 2: the generation table
 BUSY_TIMEOUT_MS = 5000
@@ -68,16 +77,23 @@ class SQLiteStore:
         self._cache: Cache = {}
         self._cached_generation: int | None = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _private_files(path)
             self._db = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._db.execute("PRAGMA secure_delete=ON")  # a replaced row leaves no old bytes behind
             self._db.execute("PRAGMA wal_autocheckpoint=0")  # the quota ledger's thread checkpoints
             with self.transaction() as db:
                 _create_schema(db)
+                scrubbed = _scrub_secrets(db)
+            if scrubbed:
+                self._db.execute("VACUUM")  # pages freed before secure_delete may still hold the data
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                log.warning("SQLite store %s: removed the data of %d Secrets written by an older version",
+                            path, scrubbed)
             self.quota_ledger = SQLiteLedger(path)
         except (OSError, sqlite3.Error, StoreError) as exc:
             with contextlib.suppress(AttributeError, sqlite3.Error):  # opened before the failure
@@ -158,7 +174,7 @@ class SQLiteStore:
             _delete(db, (resource, namespace, name))
 
     def replace_all(self, objects: Iterable[JSONObject]) -> None:
-        rows = [(*key_of(obj), orjson.dumps(obj)) for obj in objects]  # validate before writing
+        rows = [_row(obj) for obj in objects]  # validate before writing
         with self._writing() as db:
             db.execute("DELETE FROM objects")
             db.executemany("INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)", rows)
@@ -174,7 +190,7 @@ class SQLiteStore:
     def apply_manifests(
         self, puts: Iterable[JSONObject], deletes: Iterable[Key], applied: Mapping[Key, str]
     ) -> None:
-        rows = [(*key_of(obj), orjson.dumps(obj)) for obj in puts]
+        rows = [_row(obj) for obj in puts]
         with self._writing() as db:
             for key in deletes:
                 _delete(db, key)
@@ -276,8 +292,44 @@ def _create_schema(db: sqlite3.Connection) -> None:
         db.execute(trigger)
 
 
+def _row(obj: JSONObject) -> tuple[str, str, str, bytes]:
+    stored = storable(obj)
+    return (*key_of(stored), orjson.dumps(stored))
+
+
 def _put(db: sqlite3.Connection, obj: JSONObject) -> None:
-    db.execute("INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)", (*key_of(obj), orjson.dumps(obj)))
+    db.execute("INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)", _row(obj))
+
+
+def _scrub_secrets(db: sqlite3.Connection) -> int:
+    """Strip the Secrets an older version stored whole; how many there were."""
+    rows = db.execute("SELECT body FROM objects WHERE resource = ?", (SECRETS,)).fetchall()
+    objects = [_decode(body) for (body,) in rows]
+    stale = [obj for obj in objects if obj != storable(obj)]
+    for obj in stale:
+        _put(db, obj)
+    if stale:  # their manifest digests were taken over the data
+        db.execute("DELETE FROM manifests WHERE resource = ?", (SECRETS,))
+    return len(stale)
+
+
+def _private_files(path: Path) -> None:
+    """The folder (made 0700 if new) and the database files, owner-only, before SQLite opens them:
+    SQLite creates -wal and -shm with the database file's permissions."""
+    folder = path.parent
+    if not folder.exists():
+        folder.mkdir(parents=True, mode=0o700)
+    mode = folder.stat().st_mode
+    if mode & (stat.S_IWGRP | stat.S_IWOTH) and not mode & stat.S_ISVTX:
+        log.warning(
+            "SQLite store folder %s is writable by group or others (mode %o): they can replace the "
+            "store; make it 0700", folder, stat.S_IMODE(mode),
+        )
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_IMODE(file.stat().st_mode) & 0o077:
+                file.chmod(0o600)  # written by an older version with the umask's mode
 
 
 def _delete(db: sqlite3.Connection, key: Key) -> None:

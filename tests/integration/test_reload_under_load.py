@@ -174,6 +174,7 @@ def workdir(tmp_path: Path) -> Path:
 def server(workdir: Path) -> Iterator[Server]:
     args = ["--authorization-policy-file", FILES["policy"], "--token-auth-file", FILES["tokens"],
             "--state", FILES["manifests"], "--store", "memory://", "--reload-interval", "0.05",
+            "--reload-settle", "0.2",
             "--enable-admission-plugins", "NamespaceLifecycle,LimitRanger"]
     with running_server(workdir, args) as running:
         yield running

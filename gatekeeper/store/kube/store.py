@@ -24,6 +24,7 @@ from gatekeeper.store.base import (
     JSONObject,
     Key,
     StoreError,
+    strip_secret,
 )
 from gatekeeper.store.kube.client import KubeClient
 from gatekeeper.store.kube.ledger import ResourceQuotaStatusLedger
@@ -50,22 +51,6 @@ LIVE_LIST = frozenset({LIMIT_RANGES, RESOURCE_QUOTAS})
 LIVE_LIST_SECONDS = 30.0  # the in-tree plugins' live-lookup TTL
 LIVE_LIST_ENTRIES = 10_000
 READ_ONLY = "the live cluster's objects are the API server's: gatekeeper never writes them from admission"
-# What the plugins read of a Secret (the ServiceAccount plugin: which secrets exist, their type and
-# the service-account annotations); everything else, data and stringData above all, is dropped.
-SECRET_METADATA = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-SERVICE_ACCOUNT_ANNOTATIONS = "kubernetes.io/service-account."
-
-
-def strip_secret(obj: JSONObject) -> JSONObject:
-    """Name, type and the service-account annotations; an annotation such as kubectl's
-    last-applied-configuration would carry the data itself, so no other is kept."""
-    metadata = obj.get("metadata") or {}
-    kept = {key: metadata[key] for key in SECRET_METADATA if key in metadata}
-    annotations = metadata.get("annotations") or {}
-    kept["annotations"] = {
-        key: value for key, value in annotations.items() if key.startswith(SERVICE_ACCOUNT_ANNOTATIONS)
-    }
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": kept, "type": obj.get("type", "Opaque")}
 
 
 def with_kind(kind: str) -> Strip:
