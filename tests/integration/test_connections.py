@@ -310,9 +310,11 @@ def test_at_the_connection_cap_a_new_caller_displaces_the_slowest(
     with running_server(workdir, args) as server:
         slow = open_slow_connections(server, 2 * cap)
         try:
-            wait_for(lambda: still_open(slow) <= cap, timeout=10)
+            wait_for(lambda: still_open(slow[:cap]) == 0, timeout=10)  # the longest-waiting went first
+            assert still_open(slow[cap:]) == cap
             assert_kube_apiserver_gets_through(server)  # long before the 60 s header timeout
-            assert still_open(slow) < cap  # the caller's connection took the place of one more
+            wait_for(lambda: still_open(slow[cap:]) == cap - 1, timeout=10)  # it took the oldest's place
+            assert still_open(slow[cap + 1 :]) == cap - 1
         finally:
             for sock in slow:
                 sock.close()
