@@ -15,6 +15,8 @@ import resource
 import select
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -366,3 +368,23 @@ def test_serve_raises_its_open_file_limit_to_the_hard_limit(tmp_path_factory: py
         soft, after_hard = _limits_of(server.process.pid)
         assert soft == after_hard and soft > 256
         assert f"open file limit raised from 256 to {soft}" in server.log()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "words"),
+    [
+        ("--max-request-header-bytes", "10",
+         "--max-request-header-bytes: Input should be greater than or equal to 1024"),
+        ("--idle-timeout", "0", "--idle-timeout: Input should be greater than 0"),
+        ("--max-open-connections", "0", "--max-open-connections: Input should be greater than or equal to 1"),
+    ],
+)
+def test_a_bad_limit_flag_is_named_without_a_traceback(
+    tmp_path: Path, flag: str, value: str, words: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gatekeeper.cli", "serve", *BASE_ARGS, flag, value],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert words in result.stderr and "Traceback" not in result.stderr, result.stderr
