@@ -323,6 +323,28 @@ def test_at_the_connection_cap_a_new_caller_displaces_the_slowest(
         assert "--max-open-connections): closed" in server.log()
 
 
+def test_worker_processes_enforce_the_same_limits(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """--workers: the protocol with its limits and the loop with its handshake timeout reach the
+    worker processes (uvicorn pickles them into each)."""
+    workdir = _workdir(tmp_path_factory, "workers")
+    args = _args("--workers", "2", "--request-header-timeout", str(HEADER_TIMEOUT),
+                 "--tls-handshake-timeout", str(HANDSHAKE_TIMEOUT), "--max-request-header-bytes", "4096")
+    with running_server(workdir, args, ready_timeout=60) as server:
+        partial = [tls_connect(server) for _ in range(4)]  # connections land on either worker
+        for sock in partial:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+        for sock in partial:
+            with sock:
+                assert seconds_until_closed(sock, HEADER_TIMEOUT + MARGIN) is not None
+        for _ in range(4):
+            with tls_connect(server) as sock:
+                start = b"GET /healthz HTTP/1.1\r\nHost: gatekeeper\r\nX-Big: "
+                assert_431(stream_head(sock, start, 1 << 20, end=b"\r\n\r\n")[1], 4096)
+        with socket.create_connection(("127.0.0.1", _port(server)), timeout=10) as raw:
+            assert seconds_until_closed(raw, HANDSHAKE_TIMEOUT + MARGIN) is not None
+        assert "Traceback" not in server.log()
+
+
 def _open_file_limit(soft: int, hard: int | None = None) -> Callable[[], None]:
     def apply() -> None:
         current_hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
