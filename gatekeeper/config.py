@@ -53,6 +53,12 @@ class Settings(BaseModel):
     reload_settle: float = Field(default=1.0, ge=0)  # a changed file loads once unchanged this long
     max_request_bytes: int = Field(default=3 * 1024 * 1024, gt=0)
     max_json_depth: int = Field(default=64, gt=0, le=1000)
+    # Connection hygiene, kube-apiserver's values (server/connections.py).
+    request_header_timeout: float = Field(default=32.0, gt=0)
+    idle_timeout: float = Field(default=90.0, gt=0)
+    max_request_header_bytes: int = Field(default=1 << 20, ge=1024)
+    tls_handshake_timeout: float = Field(default=10.0, gt=0)
+    max_open_connections: int = Field(default=1000, ge=1)  # per worker
     log_level: str = "info"
     log_format: Literal["text", "json"] = "text"
     audit_log_path: Path | None = None

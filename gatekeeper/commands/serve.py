@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 import uvicorn
+from pydantic import ValidationError
 
 from gatekeeper import pki
 from gatekeeper.commands.store_flags import add_store_flags
@@ -72,6 +73,7 @@ def register(sub: Any) -> None:
     p.add_argument("--max-request-bytes", type=int, default=3 * 1024 * 1024)
     p.add_argument("--max-json-depth", type=int, default=64,
                    help="refuse request bodies nested deeper than this (400)")
+    add_connection_flags(p)
     p.add_argument("--log-level", default="info")
     p.add_argument("--log-format", choices=("text", "json"), default="text")
     p.add_argument("--audit-log-path", type=Path,
@@ -82,6 +84,24 @@ def register(sub: Any) -> None:
     p.add_argument("--audit-log-maxbackup", type=int, default=10,
                    help="rotated audit log files to keep (0: keep them all, as kube-apiserver does)")
     p.set_defaults(run=run)
+
+
+def add_connection_flags(p: argparse.ArgumentParser) -> None:
+    """Connection limits; the defaults are kube-apiserver's (README: Hardening, Connections)."""
+    p.add_argument("--request-header-timeout", type=float, default=32.0, metavar="SECONDS",
+                   help="close a connection whose request head (line and headers) is not complete this "
+                        "long after the TLS handshake or its first byte (default: 32, kube-apiserver's)")
+    p.add_argument("--idle-timeout", "--keep-alive-timeout", dest="idle_timeout", type=float, default=90.0,
+                   metavar="SECONDS",
+                   help="close a keep-alive connection idle this long between requests (default: 90)")
+    p.add_argument("--max-request-header-bytes", type=int, default=1 << 20, metavar="BYTES",
+                   help="answer 431 to a request head larger than this (default: 1048576, Go's 1 MiB)")
+    p.add_argument("--tls-handshake-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="close a connection whose TLS handshake takes longer (default: 10)")
+    p.add_argument("--max-open-connections", type=int, default=1000, metavar="N",
+                   help="open connections per worker; at the cap a new connection closes the one idle "
+                        "or slow in its head the longest (default: 1000; lowered to fit the open file "
+                        "limit, which serve raises to the hard limit)")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -115,6 +135,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
         reload_settle=args.reload_settle,
         max_request_bytes=args.max_request_bytes,
         max_json_depth=args.max_json_depth,
+        request_header_timeout=args.request_header_timeout,
+        idle_timeout=args.idle_timeout,
+        max_request_header_bytes=args.max_request_header_bytes,
+        tls_handshake_timeout=args.tls_handshake_timeout,
+        max_open_connections=args.max_open_connections,
         log_level=args.log_level,
         log_format=args.log_format,
         audit_log_path=args.audit_log_path,
@@ -161,11 +186,22 @@ def with_dev_certificates(settings: Settings) -> Settings:
 def run(args: argparse.Namespace) -> int:
     from gatekeeper.server import logs
 
-    settings = settings_from(args)
+    try:
+        settings = settings_from(args)
+    except ValidationError as exc:
+        raise SystemExit(f"error: {flag_errors(exc)}") from None
     logs.configure(settings.log_format, settings.log_level)
     settings = with_dev_certificates(settings)
     with _metrics_dir(settings.workers):
         return _serve(settings)
+
+
+def flag_errors(exc: ValidationError) -> str:
+    """Settings' refusals under the flags' names: "--idle-timeout: Input should be greater than 0"."""
+    return "; ".join(
+        f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}" if error["loc"] else error["msg"]
+        for error in exc.errors()
+    )
 
 
 @contextlib.contextmanager
@@ -193,7 +229,10 @@ def _serve(settings: Settings) -> int:
         return 1
     os.environ["GATEKEEPER_SETTINGS"] = orjson.dumps(settings.model_dump(mode="json")).decode()
     assert settings.tls_cert_file and settings.tls_private_key_file
-    from gatekeeper.server.tls import uvicorn_tls_options
+    from gatekeeper.server.connections import raise_open_file_limit
+    from gatekeeper.server.tls import uvicorn_server_options
+
+    open_files = raise_open_file_limit()  # before the workers start: they inherit it
 
     target: Any = app if settings.workers == 1 else "gatekeeper.server.app:create_app_from_env"
     uvicorn.run(
@@ -206,6 +245,6 @@ def _serve(settings: Settings) -> int:
         access_log=False,
         proxy_headers=False,  # callers connect directly; no X-Forwarded-For may rename the client
         log_config=logs.log_config(settings.log_format, settings.log_level),
-        **uvicorn_tls_options(settings),
+        **uvicorn_server_options(settings, open_files),
     )
     return 0

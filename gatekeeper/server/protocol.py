@@ -16,6 +16,9 @@ connection's SSL object once, when the connection is made, and add to every requ
 The certificate comes from the TLS session only; nothing a client sends in a header can set it.
 Python before 3.13 exposes just the leaf of the client's chain, so the list has one element
 there (the ASGI spec allows that); with 3.13+ the intermediates the client sent follow it.
+
+The httptools protocol also enforces the connection limits of server/connections.py: the request
+head's timeout and size (431), and the per-worker cap on open connections.
 """
 
 from __future__ import annotations
@@ -27,12 +30,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from gatekeeper.authn.x509 import PeerCertificates
+from gatekeeper.server.connections import ConnectionLimits, refusals, waiting_of
+from gatekeeper.server.responses import status_body
 
 try:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 except ImportError:  # pragma: no cover - httptools comes with uvicorn[standard]
     HttpToolsProtocol = None  # type: ignore[assignment,misc]
 
@@ -41,6 +47,8 @@ PEER_EXTENSION = "gatekeeper.peer"
 _VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 _NO_PEER = PeerCertificates(())
 _PLAIN: dict[str, Any] = {PEER_EXTENSION: _NO_PEER}
+DEFAULT_LIMITS = ConnectionLimits()
+_LINGER = 0.5  # seconds a refused connection's input is drained before it closes
 
 
 def connection_extensions(transport: Any, server_certfile: str | None = None) -> dict[str, Any]:
@@ -147,6 +155,12 @@ class _Extended:
 
 
 class TLSH11Protocol(H11Protocol):
+    """The fallback without httptools: uvicorn's h11 limits the head (h11_max_incomplete_event_size,
+    answered 400) and idle connections; the head timeout and the connection cap need httptools."""
+
+    def __init__(self, *args: Any, limits: ConnectionLimits = DEFAULT_LIMITS, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self.app = _Extended(self.app, connection_extensions(transport, _certfile(self.config)))
@@ -191,16 +205,133 @@ class CoalescingTransport:
 if HttpToolsProtocol is not None:
 
     class TLSHttpToolsProtocol(HttpToolsProtocol):
+        """The TLS extensions, and the limits of server/connections.py on every connection.
+
+        `_head_room` is how many more bytes the current request head may take, or None while a
+        request whose head is complete is read and answered; `_head_timer` closes the connection
+        when its head is not complete in time."""
+
         _tls_extensions: dict[str, Any] = _PLAIN
+
+        def __init__(self, *args: Any, limits: ConnectionLimits = DEFAULT_LIMITS, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._limits = limits
+            self._waiting = waiting_of(self.server_state)
+            self._head_room: int | None = limits.max_header_bytes
+            self._head_timer: asyncio.TimerHandle | None = None
+            self._heads = 0
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(CoalescingTransport(transport))  # type: ignore[arg-type]  # duck-typed
             self._tls_extensions = connection_extensions(transport, _certfile(self.config))
+            if not self._admit():
+                return
+            self._waiting.add(self)
+            self._arm_head_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._waiting.discard(self)
+            self._cancel_head_timer()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            room = self._head_room
+            if room is None:
+                super().data_received(data)
+                return
+            if self._head_timer is None:  # the first byte after an idle wait starts the head's clock
+                self._arm_head_timer()
+            if len(data) <= room:
+                self._head_room = room - len(data)
+                super().data_received(data)
+                return
+            heads = self._heads
+            super().data_received(data[:room])  # the parser never buffers more of a head than allowed
+            if self.transport.is_closing():
+                return
+            if self._heads == heads:
+                self._refuse_large_head()
+                return
+            self.data_received(data[room:])
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self.scope["extensions"] = dict(self._tls_extensions)
 
+        def on_headers_complete(self) -> None:
+            self._heads += 1
+            self._head_room = None
+            self._cancel_head_timer()
+            self._waiting.discard(self)
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._head_room = self._limits.max_header_bytes  # what follows is the next request's head
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing() and not self.pipeline:
+                self._waiting.add(self)  # idle: uvicorn's keep-alive (idle) timeout runs
+
+        def _admit(self) -> bool:
+            """Within the cap, or at it with a waiting connection to close instead: True."""
+            if len(self.connections) <= self._limits.max_open:
+                return True
+            refusals.note(self._limits.max_open)
+            oldest = self._waiting.oldest()
+            if oldest is not None:
+                self._waiting.discard(oldest)
+                oldest.transport.close()
+                return True
+            self.transport.close()
+            return False
+
+        def _arm_head_timer(self) -> None:
+            self._cancel_head_timer()
+            self._head_timer = self.loop.call_later(self._limits.header_timeout, self._head_timed_out)
+
+        def _cancel_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            if not self.transport.is_closing():  # as Go: a read timeout gets no answer
+                self.transport.close()
+
+        def _refuse_large_head(self) -> None:
+            self._head_room = None
+            self._cancel_head_timer()
+            if self.cycle is not None and not self.cycle.response_complete:
+                self.transport.close()  # a pipelined head: a 431 now would cut into the answer in progress
+                return
+            limit = self._limits.max_header_bytes
+            message = f"request header fields are larger than {limit} bytes"
+            body = orjson.dumps(status_body(431, "RequestHeaderFieldsTooLarge", message))
+            head = [STATUS_LINE[431]]
+            for name, value in self.server_state.default_headers:
+                head.extend([name, b": ", value, b"\r\n"])
+            head.append(b"content-type: application/json\r\nconnection: close\r\n")
+            head.append(b"content-length: %d\r\n\r\n" % len(body))
+            self.transport.write(b"".join([*head, body]))
+            self._discard_until_closed()
+
+        def _discard_until_closed(self) -> None:
+            """Read and drop what still comes for a moment, then close: closing with unread input
+            would reset the connection and could destroy the 431 before the client reads it (Go
+            waits 500 ms for the same reason, closeWriteAndWait)."""
+            self.parser = _Discard()  # type: ignore[assignment]
+            self.loop.call_later(_LINGER, self.transport.close)
+
     TLSProtocol: type[Any] = TLSHttpToolsProtocol
 else:  # pragma: no cover
     TLSProtocol = TLSH11Protocol
+
+
+class _Discard:
+    """Stands in for the parser after a refusal: input is read and dropped."""
+
+    def feed_data(self, data: bytes) -> None:
+        pass

@@ -2,8 +2,10 @@
 
 A client certificate is optional per connection (CERT_OPTIONAL): a caller without one may still
 use a token or basic auth. A certificate that is presented must verify against the client CA,
-or OpenSSL ends the handshake. Python's server context already refuses anything older than
-TLS 1.2 and disables compression. The HTTP protocol class (server/protocol.py) hands the verified
+or OpenSSL ends the handshake. TLS 1.2 is the oldest version accepted, and with it only ECDHE
+key exchange with an AEAD cipher (AES-GCM, ChaCha20-Poly1305): no CBC, no static RSA, no DHE.
+TLS 1.3 (all of whose suites are AEAD) is what a current client negotiates. Python's server
+context disables compression. The HTTP protocol class (server/protocol.py) hands the verified
 certificate to the app, which verifies it again (authn/x509.py) before it names anyone.
 
 Rotation without a restart: the listening socket's context has an SNI callback (OpenSSL calls it
@@ -16,6 +18,7 @@ connections in flight finish undisturbed; only new handshakes see the new certif
 
 from __future__ import annotations
 
+import functools
 import logging
 import ssl
 import threading
@@ -24,10 +27,31 @@ from pathlib import Path
 from typing import Any
 
 from gatekeeper.config import Settings
+from gatekeeper.server.connections import ConnectionLimits, fit_open_connections, loop_factory
 from gatekeeper.server.protocol import TLSProtocol
 from gatekeeper.server.reload import stamp_of
 
 log = logging.getLogger("gatekeeper.tls")
+
+# TLS 1.2 suites (OpenSSL names): ECDHE with AES-GCM or ChaCha20-Poly1305, as Go's secure defaults.
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
+
+def uvicorn_server_options(settings: Settings, open_files: int) -> dict[str, Any]:
+    """Keyword arguments for uvicorn.run: TLS, and the connection limits (server/connections.py)."""
+    limits = ConnectionLimits(
+        header_timeout=settings.request_header_timeout,
+        max_header_bytes=settings.max_request_header_bytes,
+        max_open=fit_open_connections(settings.max_open_connections, open_files),
+    )
+    protocol: Callable[..., Any] = TLSProtocol
+    return {
+        **uvicorn_tls_options(settings),
+        "http": functools.partial(protocol, limits=limits),  # pickles into worker processes
+        "loop": loop_factory(settings.tls_handshake_timeout),
+        "timeout_keep_alive": settings.idle_timeout,
+        "h11_max_incomplete_event_size": settings.max_request_header_bytes,  # the h11 fallback's
+    }
 
 
 def uvicorn_tls_options(settings: Settings) -> dict[str, Any]:
@@ -48,7 +72,14 @@ def uvicorn_tls_options(settings: Settings) -> dict[str, Any]:
 def rotating_context(config: Any, build: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
     """uvicorn's ssl_context_factory (module level, so worker processes can unpickle it)."""
     paths = [Path(p) for p in (config.ssl_certfile, config.ssl_keyfile, config.ssl_ca_certs) if p]
-    return RotatingContext(paths, build).listening
+    return RotatingContext(paths, functools.partial(_aead_only, build)).listening
+
+
+def _aead_only(build: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    context = build()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(TLS12_CIPHERS)  # TLS 1.2 only; TLS 1.3's suites are all AEAD
+    return context
 
 
 class RotatingContext:

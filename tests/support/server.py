@@ -23,7 +23,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,9 +94,12 @@ class Server:
 
 @contextlib.contextmanager
 def running_server(
-    workdir: Path, args: Sequence[str] = (), cert_dir: Path | None = None, ready_timeout: float = 20.0
+    workdir: Path, args: Sequence[str] = (), cert_dir: Path | None = None, ready_timeout: float = 20.0,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> Iterator[Server]:
-    """Start `gatekeeper serve` in `workdir` (relative paths resolve there) and wait for /healthz."""
+    """Start `gatekeeper serve` in `workdir` (relative paths resolve there) and wait for /healthz.
+
+    preexec_fn runs in the child before serve starts (e.g. to lower its open file limit)."""
     port = free_port()
     cert_dir = cert_dir or workdir / "certs"
     log_path = workdir / f"server-{port}.log"
@@ -106,7 +109,9 @@ def running_server(
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(
+            command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=preexec_fn
+        )
     server = Server(f"https://127.0.0.1:{port}", process, cert_dir, log_path)
     try:
         _wait_ready(server, ready_timeout)
