@@ -19,6 +19,7 @@ COMMANDS = (
     "admit",
     "state",
     "quota",
+    "replay",
 )
 
 

@@ -52,3 +52,14 @@ def test_observe_bench_runs() -> None:
     rows = bench_observe.run(calls=200)
     names = ["metrics.record", "observe.authorization,", "observe.authorization,", "ASGI"]
     assert [row.split()[0] for row in rows] == names
+
+
+def test_replay_bench_runs_and_both_baselines_find_the_same_changes() -> None:
+    from tests.bench import bench_replay
+
+    rows = bench_replay.run(events=4000, seed=3)
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows[2:]]
+    assert [c[1] for c in cells] == ["recorded decisions", "baseline policy"] * 2
+    for recorded, baseline in zip(cells[::2], cells[1::2], strict=True):
+        assert recorded[-3:] == baseline[-3:]  # decided, lost, gained
+    assert int(cells[-1][-2]) > 0  # the new policy lost grants the log used
