@@ -12,6 +12,10 @@ is quoted in the CSV file: `"$scrypt$ln=15,r=8,p=3$...",alice,uid`.
 comparison is constant-time: plaintext passwords are compared as SHA-256 digests with
 hmac.compare_digest, so neither the content nor the length of the stored password leaks.
 Nothing here ever puts a password or a hash into an exception message.
+
+`dummy_for` gives a file its reference hash: random salt and key under the parameters most of
+its hashes use, checked for every attempt that has no hash of its own to check (an unknown user,
+a plaintext row), so each attempt costs one hash of the same parameters whatever the row.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import hashlib
 import hmac
 import os
 import re
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -83,6 +89,15 @@ class StoredPassword:
     def is_slow(self) -> bool:
         """A hash check costs real CPU time (run it off the event loop)."""
         return self.scheme != "plain"
+
+    @property
+    def parameters(self) -> str:
+        """The hash's scheme and cost parameters with the key length ("" for plaintext): two
+        hashes with the same parameters cost the same to check."""
+        if not self.is_slow:
+            return ""
+        head, _salt, key = self.encoded.rsplit("$", 2)
+        return f"{head}$keylen={len(b64decode(key))}"
 
     def verify(self, password: str) -> bool:
         given = password.encode("utf-8")
@@ -165,3 +180,45 @@ def hash_password(password: str, algorithm: Algorithm = "scrypt") -> str:
         kdf = Argon2id(salt=salt, length=KEY_BYTES, iterations=ARGON2_T, lanes=ARGON2_P, memory_cost=ARGON2_M)
         return kdf.derive_phc_encoded(given)
     raise ValueError(f"unknown password hash algorithm {algorithm!r}; expected {' or '.join(ALGORITHMS)}")
+
+
+_PLAIN_DUMMY = StoredPassword("plain", "", hashlib.sha256(os.urandom(32)).digest())
+
+
+def dummy_like(stored: StoredPassword) -> StoredPassword:
+    """A hash no password matches (random salt and key) that costs what checking `stored` costs."""
+    if not stored.is_slow:
+        return _PLAIN_DUMMY
+    head, salt, key = stored.encoded.rsplit("$", 2)
+    salt_bytes, key_bytes = len(b64decode(salt)), len(b64decode(key))
+    return parse_password(f"{head}${b64encode(os.urandom(salt_bytes))}${b64encode(os.urandom(key_bytes))}")
+
+
+def dummy_for(stored: Iterable[StoredPassword]) -> StoredPassword:
+    """The reference hash of a file: like its most common hash parameters (a tie goes to the
+    costlier), or a plaintext dummy when the file has no hashes."""
+    slow = [s for s in stored if s.is_slow]
+    if not slow:
+        return _PLAIN_DUMMY
+    counts = Counter(s.parameters for s in slow)
+    first = {s.parameters: s for s in reversed(slow)}
+    best = max(counts, key=lambda params: (counts[params], work(first[params])))
+    return dummy_like(first[best])
+
+
+def work(stored: StoredPassword) -> int:
+    """Roughly the bytes of memory a check of `stored` touches: only to break ties between
+    parameter sets that are equally common."""
+    if stored.scheme == "scrypt":
+        m = _SCRYPT.match(stored.encoded)
+        assert m is not None
+        return 256 * (1 << int(m[1])) * int(m[2]) * int(m[3])
+    if stored.scheme == "argon2id":
+        m = _ARGON2.match(stored.encoded)
+        assert m is not None
+        return 2048 * int(m[1]) * int(m[2])
+    if stored.scheme == "pbkdf2-sha256":
+        m = _PBKDF2.match(stored.encoded)
+        assert m is not None
+        return 128 * int(m[1])
+    return 0
