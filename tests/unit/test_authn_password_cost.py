@@ -125,8 +125,8 @@ def parameters(encoded: str) -> str:
 
 
 def test_the_dummy_takes_the_parameters_most_hashes_use(tmp_path: Path) -> None:
-    argon, argon2, scrypt = (hash_password(pw, algo) for pw, algo in
-                             [("a", "argon2id"), ("c", "argon2id"), ("b", "scrypt")])
+    argon, argon2 = hash_password("a", "argon2id"), hash_password("c", "argon2id")
+    scrypt = hash_password("b", "scrypt")
     basic = load(tmp_path, f'"{scrypt}",s,1\n"{argon}",a1,2\n"{argon2}",a2,3\nplain,p,4\n')
     assert basic.reference_parameters == parameters(argon) == "$argon2id$v=19$m=19456,t=2,p=1$keylen=32"
 
