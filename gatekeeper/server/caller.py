@@ -84,7 +84,7 @@ async def authenticate_caller(request: Request) -> UserInfo:
     authorization = request.headers.get("authorization")
     peer = peer_certificates(request.scope)
     try:
-        if authenticator.may_block(authorization):
+        if authenticator.may_block(authorization, peer):
             return await runtime.password_hashes.run(authenticator.authenticate, peer, authorization)
         return authenticator.authenticate(peer, authorization)
     except HashingBusy:
