@@ -32,6 +32,7 @@ class Settings(BaseModel):
     basic_auth_file: Path | None = None
     anonymous_auth: bool = False
     api_audiences: tuple[str, ...] = ()
+    max_password_hashes_inflight: int = Field(default=2, ge=1, le=256)  # per worker; beyond: 429
 
     authorization_policy_file: Path = Path("policies/abac.jsonl")
     authorization_deny_unmatched: bool = False

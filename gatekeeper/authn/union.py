@@ -81,10 +81,12 @@ class RequestAuthenticator:
     basic: BasicAuthFile | None = None
     anonymous: bool = False
 
-    def may_block(self, authorization: str | None) -> bool:
-        """True if authenticate() may spend a password hash's time (run it in a thread then)."""
+    def may_block(self, authorization: str | None, peer: PeerCertificates = NO_CERTIFICATE) -> bool:
+        """True if authenticate() may spend a password hash's time (run it on the hash pool then)."""
         if self.basic is None or not self.basic.has_hashes or authorization is None:
             return False
+        if self._certificate_user(peer) is not None:
+            return False  # x509 comes first: the password is never looked at
         try:
             credentials = parse_authorization(authorization)
         except AuthenticationError:
@@ -92,6 +94,15 @@ class RequestAuthenticator:
         if not isinstance(credentials, BasicCredentials):
             return False
         return not self.basic.is_cached(credentials.username, credentials.password)
+
+    def _certificate_user(self, peer: PeerCertificates) -> UserInfo | None:
+        """The certificate's user, if it authenticates one (the outcome is cached on `peer`)."""
+        if self.x509 is None or not peer:
+            return None
+        try:
+            return self.x509.authenticate(peer)
+        except AuthenticationError:
+            return None
 
     def authenticate(
         self, peer: PeerCertificates = NO_CERTIFICATE, authorization: str | None = None

@@ -35,6 +35,9 @@ def register(sub: Any) -> None:
     p.add_argument("--token-auth-file", type=Path)
     p.add_argument("--basic-auth-file", type=Path)
     p.add_argument("--anonymous-auth", action=argparse.BooleanOptionalAction, default=False)
+    p.add_argument("--max-password-hashes-inflight", type=hash_limit, default=2, metavar="N",
+                   help="password hash checks (basic auth) each worker runs at once, on threads of "
+                        "their own; one more is refused at once with 429 and Retry-After (default: 2)")
     p.add_argument("--api-audiences", default="",
                    help="comma-separated audiences static tokens are valid for (TokenReview); "
                         "default: defer to the API server's own")
@@ -104,6 +107,17 @@ def add_connection_flags(p: argparse.ArgumentParser) -> None:
                         "limit, which serve raises to the hard limit)")
 
 
+def hash_limit(text: str) -> int:
+    """--max-password-hashes-inflight: a whole number from 1 to 256 (argparse words the error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 256, got {value}")
+    return value
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     plugins = tuple(p.strip() for p in args.enable_admission_plugins.split(",") if p.strip())
     return Settings(
@@ -116,6 +130,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         token_auth_file=args.token_auth_file,
         basic_auth_file=args.basic_auth_file,
         anonymous_auth=args.anonymous_auth,
+        max_password_hashes_inflight=args.max_password_hashes_inflight,
         api_audiences=tuple(a.strip() for a in args.api_audiences.split(",") if a.strip()),
         authorization_policy_file=args.authorization_policy_file,
         authorization_deny_unmatched=args.authorization_deny_unmatched,

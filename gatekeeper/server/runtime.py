@@ -9,9 +9,11 @@ import logging
 import signal
 import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from gatekeeper.authn.basicauth import BasicAuthFile, load_basic_auth_file
+from gatekeeper.authn.hashing import HashPool
 from gatekeeper.authn.tokenfile import TokenFile, load_token_file
 from gatekeeper.authn.union import RequestAuthenticator
 from gatekeeper.authn.x509 import X509Authenticator
@@ -27,6 +29,10 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._reloading = threading.Lock()  # SIGHUP and the poller take turns
+        # Their own thread, so that no other work queued in asyncio's default executor ever
+        # holds a reload back; password checks have a bounded pool of their own (finding 3).
+        self._reloader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gatekeeper-reload")
+        self.password_hashes = HashPool(settings.max_password_hashes_inflight)
         policy_file = settings.authorization_policy_file
         self.policy: Watched[Evaluator] = Watched(
             "authorization policy", [policy_file], lambda: load_evaluator(policy_file)
@@ -75,10 +81,10 @@ class Runtime:
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: object) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
-        reloads: set[asyncio.Task[None]] = set()
+        reloads: set[asyncio.Future[None]] = set()
 
         def on_sighup() -> None:  # off the loop, like the poller: a large policy loads for a while
-            task = asyncio.create_task(asyncio.to_thread(self.reload_all))
+            task = asyncio.ensure_future(loop.run_in_executor(self._reloader, self.reload_all))
             reloads.add(task)
             task.add_done_callback(reloads.discard)
 
@@ -92,12 +98,14 @@ class Runtime:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            self.password_hashes.shutdown()
+            self._reloader.shutdown(wait=False, cancel_futures=True)
 
     async def _poll_forever(self) -> None:
         while True:
             await asyncio.sleep(self.settings.reload_interval)
             try:
-                await asyncio.to_thread(self.poll)
+                await asyncio.get_running_loop().run_in_executor(self._reloader, self.poll)
             except Exception:  # the poller must survive anything a file system does
                 log.exception("polling watched files failed")
 

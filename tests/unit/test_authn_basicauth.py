@@ -67,6 +67,10 @@ def test_plaintext_compares_whole_values() -> None:
         "$argon2id$v=19$m=1,t=1$c2FsdA$aGFzaA",
         "$pbkdf2-sha256$i=0$c2FsdA$aGFzaA",
         "$scrypt$ln=10,r=8,p=1$***$aGFzaA",
+        "$scrypt$ln=22,r=64,p=1$c2FsdHNhbHQ$aGFzaGhhc2g",  # 32 GiB
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaGhhc2g",  # a salt the KDF refuses
+        "$argon2id$v=19$m=4,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g",  # m < 8 * p
+        "$argon2id$v=19$m=64,t=0,p=1$c2FsdHNhbHQ$aGFzaGhhc2g",
     ],
 )
 def test_malformed_hashes_are_refused_without_echoing_them(column: str) -> None:

@@ -166,3 +166,18 @@ def test_may_block_only_for_uncached_hashed_basic_auth(
     assert authn.may_block(basic("bob", "pw"))
     assert authn.authenticate(authorization=basic("bob", "pw")).name == "bob"
     assert not authn.may_block(basic("bob", "pw"))
+
+
+def test_a_verified_certificate_keeps_a_password_off_the_hash_pool(
+    tmp_path: Path, ca: pki.Issued, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gatekeeper.authn import passwords
+
+    monkeypatch.setattr(passwords, "SCRYPT_LN", 10)
+    path = tmp_path / "b.csv"
+    path.write_text(f'"{passwords.hash_password("pw")}",bob,1\n')
+    authn = RequestAuthenticator(x509=X509Authenticator([ca.certificate]), basic=load_basic_auth_file(path))
+    good, bad = peer(pki.issue_client(ca, "carol")), peer(bad_certs(ca).wrong_ca)
+    assert not authn.may_block(basic("bob", "wrong"), good)  # x509 answers first: no hash
+    assert authn.authenticate(good, basic("bob", "wrong")).name == "carol"
+    assert authn.may_block(basic("bob", "wrong"), bad)  # the password is what gets checked
