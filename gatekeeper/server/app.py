@@ -15,6 +15,7 @@ from starlette.responses import Response
 from gatekeeper.config import Settings
 from gatekeeper.server import admission, authenticate, authorize, health, metrics, openapi, quota
 from gatekeeper.server.audit import open_audit_log
+from gatekeeper.server.caller import callers_by_path, warn_about_policy_grants
 from gatekeeper.server.direct import DirectRoutes, WebhookApp
 from gatekeeper.server.observe import Observe
 from gatekeeper.server.responses import HTTPError, JSONResponse, status_body
@@ -48,6 +49,8 @@ def create_app(settings: Settings) -> FastAPI:
         default_response_class=JSONResponse,
     )
     app.state.runtime = runtime
+    app.state.callers = callers_by_path(settings)
+    warn_about_policy_grants(runtime.policy.current, app.state.callers)
     app.state.audit = audit
     app.state.metrics_registry = metrics.scrape_registry(runtime)
     for router in ROUTERS:

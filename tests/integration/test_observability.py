@@ -101,6 +101,7 @@ def write_files(workdir: Path) -> list[str]:
     return [
         "--authorization-policy-file", "policy.jsonl", "--token-auth-file", "tokens.csv",
         "--state", "state.yaml", "--store", "memory://", "--audit-log-path", "audit/audit.log",
+        "--webhook-callers", "user:kube-apiserver,user:robot",
     ]
 
 
@@ -257,8 +258,8 @@ def test_no_secret_reaches_the_audit_log_or_the_server_log(setup: Setup) -> None
 def test_refused_callers_are_audited_with_where_they_came_from(setup: Setup) -> None:
     with setup.server.client(cert=None, headers={"Authorization": f"Bearer {CALLER_TOKEN}-wrong"}) as c:
         assert c.post("/admit", json=pod_review("refused-1", "p")).status_code == 401
-    with setup.server.client(cert=None, headers={"Authorization": f"Bearer {CALLER_TOKEN}"}) as c:
-        assert c.post("/admit", json=pod_review("refused-2", "p")).status_code == 403  # robot: not /admit
+    with setup.server.client_as("mallory", groups=["bots"]) as c:
+        assert c.post("/admit", json=pod_review("refused-2", "p")).status_code == 403  # not a caller
 
     def refusals() -> list[dict[str, Any]]:  # the only refusals on /admit in this module
         found = [line for line in setup.audit_lines()
@@ -268,8 +269,8 @@ def test_refused_callers_are_audited_with_where_they_came_from(setup: Setup) -> 
     unauthorized, forbidden = sorted(wait_for(refusals), key=lambda line: line["decision"], reverse=True)
     assert unauthorized["caller"] is None
     assert unauthorized["reason"] == "bearer: invalid bearer token"
-    assert forbidden["caller"] == {"user": "robot", "groups": ["bots", "system:authenticated"]}
-    assert forbidden["reason"] == "No policy matched."
+    assert forbidden["caller"] == {"user": "mallory", "groups": ["bots", "system:authenticated"]}
+    assert forbidden["reason"] == "not named by --webhook-callers"
     for line in (unauthorized, forbidden):
         assert line["endpoint"] == "/admit" and line["sourceIP"] == "127.0.0.1"
         assert line["attributes"] == {"verb": "post", "path": "/admit"}
