@@ -33,6 +33,7 @@ from tests.support.server import Server, running_server
 CALLER_TOKEN = "tok-caller-3f786850e387550fdab836ed7e6dc881"
 REVIEWED_TOKEN = "tok-reviewed-89e6c98d92887913cadf06b2adb97f26"
 SECRET_VALUE = "s3cr3t-value-never-logged-1b6453892473a467"
+JSON = {"Content-Type": "application/json"}
 SECRETS = (CALLER_TOKEN, REVIEWED_TOKEN, SECRET_VALUE, base64.b64encode(SECRET_VALUE.encode()).decode())
 
 
@@ -159,7 +160,7 @@ def test_requests_are_counted_and_timed_per_endpoint_and_decision(setup: Setup) 
         assert c.post("/authorize", json=sar("alice")).json()["status"]["allowed"] is True
         other_namespace = c.post("/authorize", json=sar("alice", namespace="team-b"))
         assert other_namespace.json()["status"]["allowed"] is False
-        assert c.post("/authorize", content=b"{not json").status_code == 400
+        assert c.post("/authorize", content=b"{not json", headers=JSON).status_code == 400
         assert c.post("/validate", json=pod_review("obs-uid-1", "metrics-pod")).status_code == 200
         refused = c.post("/validate", json=pod_review("obs-uid-2", "pod-in-nowhere", namespace="nowhere"))
         assert refused.json()["response"]["allowed"] is False
