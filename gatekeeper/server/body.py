@@ -92,14 +92,22 @@ def may_repeat_a_key(body: bytes, value: dict[str, Any]) -> bool:
 
 def _decode_as_go(body: bytes, raw_extensions: frozenset[tuple[str, ...]]) -> dict[str, Any]:
     try:
-        pairs = json.loads(body, object_pairs_hook=_Pairs)
+        pairs = json.loads(body, object_pairs_hook=_Pairs, parse_int=_as_orjson_int)
         value = _build(pairs, (), raw_extensions)
     except RecursionError:
         raise bad_request("request body: JSON nesting is too deep") from None
     except _Conflict as exc:
         raise bad_request(f"request body: {exc}") from None
+    except ValueError as exc:  # orjson accepted the body; json should too, but never a 500
+        raise bad_request(f"request body is not valid JSON: {exc}") from None
     assert isinstance(value, dict)  # orjson read the same body as an object
     return value
+
+
+def _as_orjson_int(text: str) -> int | float:
+    """An integer as orjson reads it: exact from -2**63 to 2**64 - 1, a float beyond."""
+    number = int(text)
+    return number if -(2**63) <= number < 2**64 else float(text)
 
 
 class _Pairs(list[tuple[str, Any]]):
