@@ -7,7 +7,7 @@ is one; tracebacks go to the log only, never into a response.
 A message often quotes what a client sent (a path, a certificate's CN, a user name), so in both
 formats its control characters, DEL and the Unicode line separators are written as escapes
 (`\\n`, `\\x1b`, `\\u2028`): no client can start a line of its own or drive a terminal.
-Tracebacks keep their newlines.
+Tracebacks keep their newlines (in text, the exception's message is escaped too).
 """
 
 from __future__ import annotations
@@ -40,6 +40,13 @@ class TextFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = escape(record.message)
         return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:
+        """The traceback's lines as they are; the exception's own message, which may quote a
+        client, on one line."""
+        text = super().formatException(ei)
+        message = str(ei[1]) if ei and ei[1] is not None else ""
+        return text.replace(message, escape(message)) if _UNSAFE.search(message) else text
 
 
 class JSONFormatter(logging.Formatter):
