@@ -31,6 +31,19 @@ def escape(text: str) -> str:
     return _UNSAFE.sub(_escaped, text)
 
 
+# What JSON leaves raw in a string but a line reader may still break on (Python's splitlines does):
+# DEL, the C1 controls (UTF-8 C2 80..C2 9F) and U+2028/U+2029 (E2 80 A8/A9).
+_RAW_IN_JSON = re.compile(b"\x7f|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]")
+
+
+def json_line(data: bytes) -> bytes:
+    """orjson's output with those characters written as \\u escapes: the same JSON, one line for
+    every reader."""
+    if _RAW_IN_JSON.search(data) is None:
+        return data
+    return _RAW_IN_JSON.sub(lambda m: b"\\u%04x" % ord(m[0].decode()), data)
+
+
 def _escaped(match: re.Match[str]) -> str:
     char = match[0]
     return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
@@ -60,7 +73,7 @@ class JSONFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry).decode()
+        return json_line(orjson.dumps(entry)).decode()
 
 
 def log_config(log_format: str, level: str) -> dict[str, Any]:

@@ -226,3 +226,17 @@ def test_json_logs_hold_no_control_character_either(tmp_path: Path) -> None:
     refused = [e["message"] for e in entries if e["message"].startswith("401 POST /authorize")]
     assert refused and all("\n" not in m and "evil\\n2026" in m for m in refused)
     assert all(not any(ord(ch) < 0x20 for ch in e["message"]) for e in entries)
+
+
+def test_the_audit_log_stays_one_json_object_per_line_for_every_reader(server: Server) -> None:
+    name = 'mallory\u2028{"forged": true}\x85\x7f'
+    with server.client_as(name) as c:
+        assert c.post("/authorize", json=SAR).status_code == 403
+    with server.client() as c:
+        marker = {**SAR, "spec": {**SAR["spec"], "user": "after-u2028"}}
+        assert c.post("/authorize", json=marker).status_code == 200
+    audited_users(server, "after-u2028")
+    text = (server.log_path.parent / "audit.log").read_text()
+    entries = [json.loads(line) for line in text.splitlines()]  # splitlines breaks on U+2028 and \x85
+    assert any((entry.get("caller") or {}).get("user") == name for entry in entries)
+    assert "\u2028" not in text and "\x85" not in text and "\x7f" not in text
