@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_ADMISSION_PLUGINS = (
     "NamespaceLifecycle",
@@ -16,6 +16,25 @@ DEFAULT_ADMISSION_PLUGINS = (
 
 
 DEFAULT_STORE = "sqlite:///var/gatekeeper.db"  # serve's store, and where the offline commands look for it
+
+# Who may call gatekeeper's own endpoints: `user:NAME` or `group:NAME` entries. The default is the
+# client certificate `gatekeeper certs init` and `webhook-config` make for kube-apiserver (CN
+# kube-apiserver, no O), plus for the readers the Prometheus user the README's examples scrape as.
+IDENTITY_KINDS = ("user:", "group:")
+DEFAULT_WEBHOOK_CALLERS = ("user:kube-apiserver",)
+DEFAULT_METRICS_READERS = ("user:kube-apiserver", "user:prometheus")
+
+
+def parse_identities(text: str) -> tuple[str, ...]:
+    """A comma-separated flag value as identity entries (blank entries dropped, checked by Settings)."""
+    return tuple(entry.strip() for entry in text.split(",") if entry.strip())
+
+
+def check_identity(entry: str) -> str:
+    kind = next((k for k in IDENTITY_KINDS if entry.startswith(k)), None)
+    if kind is None or not entry[len(kind):]:
+        raise ValueError(f"{entry!r}: expected user:NAME or group:NAME")
+    return entry
 
 
 class Settings(BaseModel):
@@ -36,6 +55,8 @@ class Settings(BaseModel):
 
     authorization_policy_file: Path = Path("policies/abac.jsonl")
     authorization_deny_unmatched: bool = False
+    webhook_callers: tuple[str, ...] = DEFAULT_WEBHOOK_CALLERS  # /authorize, /authenticate, admission
+    metrics_readers: tuple[str, ...] = DEFAULT_METRICS_READERS  # /metrics, /quota
 
     enable_admission_plugins: tuple[str, ...] = DEFAULT_ADMISSION_PLUGINS
     state: tuple[Path, ...] = ()
@@ -65,3 +86,8 @@ class Settings(BaseModel):
     audit_log_path: Path | None = None
     audit_log_maxsize: int = Field(default=100, ge=0)  # MB; 0 = 100, as kube-apiserver reads it
     audit_log_maxbackup: int = Field(default=10, ge=0)  # 0 = keep every rotated file
+
+    @field_validator("webhook_callers", "metrics_readers")
+    @classmethod
+    def _identities(cls, entries: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_identity(entry) for entry in entries)

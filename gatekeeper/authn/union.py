@@ -48,11 +48,9 @@ def parse_authorization(header: str | None) -> BasicCredentials | BearerCredenti
         return None
     scheme, _, rest = value.partition(" ")
     scheme = scheme.lower()
-    rest = rest.strip(" ")
     if scheme == "bearer":
-        if not rest or " " in rest:
-            raise AuthenticationError("bearer: malformed Authorization header")
-        return BearerCredentials(rest)
+        return _bearer(rest)
+    rest = rest.strip(" ")
     if scheme == "basic":
         try:
             decoded = base64.b64decode(rest, validate=True).decode("utf-8")
@@ -63,6 +61,16 @@ def parse_authorization(header: str | None) -> BasicCredentials | BearerCredenti
             raise AuthenticationError("basic: malformed Authorization header")
         return BasicCredentials(username, password)
     raise AuthenticationError("unsupported Authorization scheme")
+
+
+def _bearer(rest: str) -> BearerCredentials:
+    """As k8s.io/apiserver's bearertoken: the token is what follows "Bearer " up to the next space,
+    so "Bearer  token" (two spaces) has an empty token, which is no token. kube-apiserver ignores
+    anything after the token; here it is refused, like every header that is not understood."""
+    token, space, _ = rest.partition(" ")
+    if not token or space:
+        raise AuthenticationError("bearer: malformed Authorization header")
+    return BearerCredentials(token)
 
 
 def with_authenticated_group(user: UserInfo) -> UserInfo:

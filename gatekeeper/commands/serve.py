@@ -18,7 +18,15 @@ from pydantic import ValidationError
 
 from gatekeeper import pki
 from gatekeeper.commands.store_flags import add_store_flags
-from gatekeeper.config import DEFAULT_ADMISSION_PLUGINS, DEFAULT_STORE, Settings
+from gatekeeper.config import (
+    DEFAULT_ADMISSION_PLUGINS,
+    DEFAULT_METRICS_READERS,
+    DEFAULT_STORE,
+    DEFAULT_WEBHOOK_CALLERS,
+    Settings,
+    check_identity,
+    parse_identities,
+)
 
 log = logging.getLogger("gatekeeper.serve")
 
@@ -44,6 +52,14 @@ def register(sub: Any) -> None:
     p.add_argument("--authorization-policy-file", type=Path, default=Path("policies/abac.jsonl"))
     p.add_argument("--authorization-deny-unmatched", action="store_true",
                    help="answer denied:true when no rule matches (gatekeeper is the only authorizer)")
+    p.add_argument("--webhook-callers", type=identities, default=DEFAULT_WEBHOOK_CALLERS,
+                   metavar="user:NAME|group:NAME,...",
+                   help="who may call /authorize, /authenticate, /mutate, /validate and /admit; the "
+                        "ABAC policy is not consulted for them (default: user:kube-apiserver, the "
+                        "client certificate of `certs init`)")
+    p.add_argument("--metrics-readers", type=identities, default=DEFAULT_METRICS_READERS,
+                   metavar="user:NAME|group:NAME,...",
+                   help="who may GET /metrics and /quota (default: user:kube-apiserver,user:prometheus)")
     p.add_argument("--enable-admission-plugins", "--admission-control", dest="enable_admission_plugins",
                    default=",".join(DEFAULT_ADMISSION_PLUGINS))
     p.add_argument("--kubeconfig", default=None, metavar="PATH",
@@ -134,6 +150,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         api_audiences=tuple(a.strip() for a in args.api_audiences.split(",") if a.strip()),
         authorization_policy_file=args.authorization_policy_file,
         authorization_deny_unmatched=args.authorization_deny_unmatched,
+        webhook_callers=args.webhook_callers,
+        metrics_readers=args.metrics_readers,
         enable_admission_plugins=plugins,
         state=tuple(args.state),
         kubeconfig=live_source(args),
@@ -161,6 +179,14 @@ def settings_from(args: argparse.Namespace) -> Settings:
         audit_log_maxsize=args.audit_log_maxsize,
         audit_log_maxbackup=args.audit_log_maxbackup,
     )
+
+
+def identities(text: str) -> tuple[str, ...]:
+    """--webhook-callers / --metrics-readers: comma-separated user:NAME and group:NAME entries."""
+    try:
+        return tuple(check_identity(entry) for entry in parse_identities(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def live_source(args: argparse.Namespace) -> str | None:

@@ -13,7 +13,7 @@ from gatekeeper.api.admission import parse_admission_review, review_response
 from gatekeeper.api.fields import InvalidObject
 from gatekeeper.authn.user import UserInfo
 from gatekeeper.server import observe
-from gatekeeper.server.body import read_json_object
+from gatekeeper.server.body import RAW_EXTENSIONS, read_json_object
 from gatekeeper.server.caller import require_caller
 from gatekeeper.server.responses import HTTPError, JSONResponse, bad_request
 from gatekeeper.server.runtime import Runtime
@@ -45,7 +45,7 @@ async def admit(request: Request, _caller: UserInfo = Depends(require_caller)) -
 async def _review(request: Request, phase: Phase, with_patch: bool) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     doc = await read_json_object(
-        request, runtime.settings.max_request_bytes, runtime.settings.max_json_depth
+        request, runtime.settings.max_request_bytes, runtime.settings.max_json_depth, RAW_EXTENSIONS
     )
     try:
         version, admission_request = parse_admission_review(doc)

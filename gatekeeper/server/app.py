@@ -15,7 +15,8 @@ from starlette.responses import Response
 from gatekeeper.config import Settings
 from gatekeeper.server import admission, authenticate, authorize, health, metrics, openapi, quota
 from gatekeeper.server.audit import open_audit_log
-from gatekeeper.server.direct import DirectRoutes, WebhookApp
+from gatekeeper.server.caller import callers_by_path, warn_about_policy_grants
+from gatekeeper.server.direct import DirectRoutes, WebhookApp, not_found
 from gatekeeper.server.observe import Observe
 from gatekeeper.server.responses import HTTPError, JSONResponse, status_body
 from gatekeeper.server.runtime import Runtime
@@ -46,8 +47,11 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
         default_response_class=JSONResponse,
+        redirect_slashes=False,  # "/authorize/" is a 404, never a redirect to the caller's Host
     )
     app.state.runtime = runtime
+    app.state.callers = callers_by_path(settings)
+    warn_about_policy_grants(runtime.policy.current, app.state.callers)
     app.state.audit = audit
     app.state.metrics_registry = metrics.scrape_registry(runtime)
     for router in ROUTERS:
@@ -55,6 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
     _install_error_handlers(app)
     app.add_middleware(Observe)
     app.fast_path = Observe(DirectRoutes())  # the webhooks: timed and counted like every request
+    app.not_found = Observe(not_found)  # paths with control characters, before any routing
     return app
 
 

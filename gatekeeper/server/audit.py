@@ -28,6 +28,8 @@ from typing import Any
 
 import orjson
 
+from gatekeeper.server.logs import json_line
+
 log = logging.getLogger("gatekeeper.audit")
 
 MEGABYTE = 1024 * 1024
@@ -57,7 +59,7 @@ class AuditLog:
 
     def write(self, entry: dict[str, Any]) -> None:
         """Queue one entry; cheap enough for the event loop."""
-        self._queue.put(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
+        self._queue.put(json_line(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)))
 
     def close(self) -> None:
         """Write everything queued, then close the file."""

@@ -1,4 +1,4 @@
-"""Who is calling gatekeeper itself: authenticate, then authorize the endpoint by ABAC.
+"""Who is calling gatekeeper itself: authenticate, then check the endpoint's own list of callers.
 
 Every protected route depends on `require_caller`:
 
@@ -8,9 +8,11 @@ Every protected route depends on `require_caller`:
    A password that needs a hash check runs on the runtime's bounded pool (authn/hashing.py);
    with --max-password-hashes-inflight checks already in flight it is refused at once: 429 with
    Retry-After, as kube-apiserver's max-in-flight filter answers, and nothing is hashed.
-2. authorization: the ABAC policy decides a non-resource request for the caller, with path =
-   the endpoint's path (never the query string: kube-apiserver calls /authenticate?timeout=30s)
-   and verb = the HTTP method in lower case. No rule allows it: 403.
+2. authorization: the endpoint's identity list names the caller, by user or by one of its
+   groups: --webhook-callers for the webhooks, --metrics-readers for /metrics and /quota, either
+   for /openapi.json. Not named: 403. The ABAC policy is not consulted: it is the cluster's
+   policy, about the cluster's requests, and a wide grant there (nonResourcePath "*") must not
+   let anyone post forged reviews to gatekeeper.
 
 Refusals are Kubernetes Status objects that say only "Unauthorized" or which user may not call
 which path; the reason a credential was rejected goes to the server log and the audit log,
@@ -21,13 +23,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from starlette.requests import Request
 
 from gatekeeper.authn.hashing import HashingBusy
 from gatekeeper.authn.union import Unauthenticated
 from gatekeeper.authn.user import UserInfo
-from gatekeeper.authz.attributes import Attributes
+from gatekeeper.authz.evaluator import Evaluator
+from gatekeeper.config import Settings
 from gatekeeper.server import observe
 from gatekeeper.server.protocol import peer_certificates
 from gatekeeper.server.responses import HTTPError, JSONResponse, status_body
@@ -99,19 +104,75 @@ async def authenticate_caller(request: Request) -> UserInfo:
         ) from None
 
 
+WEBHOOK_PATHS = ("/authorize", "/authenticate", "/mutate", "/validate", "/admit")
+READER_PATHS = ("/metrics", "/quota")
+
+
+@dataclass(frozen=True, slots=True)
+class Callers:
+    """The identities one endpoint accepts, and the flags that name them (for the refusal's reason)."""
+
+    users: frozenset[str]
+    groups: frozenset[str]
+    flags: str
+
+    @classmethod
+    def of(cls, flags: str, *entries: Iterable[str]) -> Callers:
+        named = [entry for group in entries for entry in group]
+        return cls(
+            frozenset(e.removeprefix("user:") for e in named if e.startswith("user:")),
+            frozenset(e.removeprefix("group:") for e in named if e.startswith("group:")),
+            flags,
+        )
+
+    def admit(self, caller: UserInfo) -> bool:
+        return caller.name in self.users or not self.groups.isdisjoint(caller.groups)
+
+    def names(self, rule_user: str, rule_group: str) -> bool:
+        return rule_user in self.users or rule_group in self.groups
+
+
+def callers_by_path(settings: Settings) -> Mapping[str, Callers]:
+    """Each protected path's list; a path not here admits nobody."""
+    webhooks = Callers.of("--webhook-callers", settings.webhook_callers)
+    readers = Callers.of("--metrics-readers", settings.metrics_readers)
+    either = Callers.of("--webhook-callers or --metrics-readers", settings.webhook_callers,
+                        settings.metrics_readers)
+    return {
+        **dict.fromkeys(WEBHOOK_PATHS, webhooks),
+        **dict.fromkeys(READER_PATHS, readers),
+        "/openapi.json": either,
+    }
+
+
+NOBODY = Callers(frozenset(), frozenset(), "no caller list")
+
+
 def authorize_caller(request: Request, caller: UserInfo) -> None:
-    """HTTPError 403 unless the policy allows `caller` this endpoint as a non-resource request."""
-    runtime: Runtime = request.app.state.runtime
+    """HTTPError 403 unless the endpoint's caller list names `caller` (by user or group)."""
     path: str = request.scope["path"]
-    verb = request.method.lower()
-    decision = runtime.policy.current.authorize(
-        Attributes(user=caller.name, groups=caller.groups, verb=verb, resource_request=False, path=path)
-    )
-    if decision.allowed:
+    callers: Callers = request.app.state.callers.get(path, NOBODY)
+    if callers.admit(caller):
         return
-    log.info("403 %s %s for user %r: %s", request.method, path, caller.name, decision.reason)
-    observe.caller_refused(request, caller, decision.reason)
+    verb = request.method.lower()
+    reason = f"not named by {callers.flags}"
+    log.info("403 %s %s for user %r: %s", request.method, path, caller.name, reason)
+    observe.caller_refused(request, caller, reason)
     raise HTTPError(403, "Forbidden", f'forbidden: User "{caller.name}" cannot {verb} path "{path}"')
+
+
+def warn_about_policy_grants(policy: Evaluator, callers: Mapping[str, Callers]) -> None:
+    """Once at start: ABAC lines that name one of gatekeeper's own paths for someone its list does
+    not name. Those lines used to let that caller in; they no longer do."""
+    for rule in policy.policy.rules:
+        listed = callers.get(rule.path)
+        if listed is None or "*" in (rule.user, rule.group) or listed.names(rule.user, rule.group):
+            continue  # lists have no wildcard: a "*" line is the cluster's, not a caller's
+        who = f"user {rule.user!r}" if rule.user else f"group {rule.group!r}"
+        entry = f"user:{rule.user}" if rule.user else f"group:{rule.group}"
+        log.warning("%s grants %s the path %s, but gatekeeper's own endpoints no longer follow the "
+                    "ABAC policy: add %s to %s to keep letting it call", rule.source, who, rule.path,
+                    entry, listed.flags)
 
 
 async def require_caller(request: Request) -> UserInfo:

@@ -8,11 +8,16 @@ Observe(DirectRoutes())) authenticates and authorizes the caller with `require_c
 the dependency does, calls the same handler function the FastAPI route calls, and renders an
 HTTPError as the same Status response the app's error handler would. Every other request (other
 methods, other paths) is FastAPI's, and the routes for these paths stay registered there too.
+
+Before either, a path holding a control character is a 404: Starlette matches routes with
+regular expressions ending in `$`, which also matches before a final newline, so
+`POST /authorize%0a` would otherwise reach the /authorize handler (and split log lines).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import FastAPI
@@ -29,6 +34,9 @@ log = logging.getLogger("gatekeeper.server")
 
 Handler = Callable[[Request, UserInfo], Awaitable[Response]]
 
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
 WEBHOOKS: Mapping[str, Handler] = {
     "/authorize": authorize.authorize,
     "/authenticate": authenticate.authenticate,
@@ -42,8 +50,12 @@ class WebhookApp(FastAPI):
     """FastAPI, except that a POST to a webhook path goes to `fast_path` when one is set."""
 
     fast_path: ASGIApp | None = None
+    not_found: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.not_found is not None and scope["type"] == "http" and CONTROL.search(scope["path"]):
+            await self.not_found(scope, receive, send)
+            return
         fast = self.fast_path
         if fast is not None and scope["type"] == "http" and scope["method"] == "POST" and (
             scope["path"] in WEBHOOKS
@@ -71,3 +83,8 @@ class DirectRoutes:
             body = status_body(500, "InternalError", "internal error; see the server log")
             response = JSONResponse(body, 500)
         await response(scope, receive, send)
+
+
+async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """The Status FastAPI's 404 handler answers, without routing."""
+    await JSONResponse(status_body(404, "NotFound", "Not Found"), 404)(scope, receive, send)

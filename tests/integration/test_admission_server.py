@@ -102,7 +102,8 @@ def test_a_bad_review_is_a_400_naming_the_field(server: Served) -> None:
     answer = server[1].post("/validate", json=body)
     assert answer.status_code == 400
     assert answer.json()["message"] == "not a valid AdmissionReview: request.uid: required field is missing"
-    assert server[1].post("/mutate", content=b"[1]").status_code == 400
+    json_type = {"Content-Type": "application/json"}
+    assert server[1].post("/mutate", content=b"[1]", headers=json_type).status_code == 400
 
 
 def test_refusals_carry_kubernetes_status(server: Served) -> None:

@@ -1,9 +1,10 @@
 """Caller authentication and authorization on a real `gatekeeper serve`: real TLS, real files.
 
-One server with a token file, a basic-auth file (plaintext and hashed passwords) and a policy
-that lets kube-apiserver call every endpoint, alice (token) only /authorize, bob (basic) only
-/authenticate, and group "monitoring" GET /metrics. At the end, the server's log is searched for
-every secret the tests used.
+One server with a token file, a basic-auth file (plaintext and hashed passwords), caller lists
+that let kube-apiserver, alice (token), bob and carol (basic) call the webhooks and group
+"monitoring" GET /metrics, and an ABAC policy that still has the per-path lines callers once
+needed (they no longer decide anything: tests/integration/test_webhook_callers.py). At the end,
+the server's log is searched for every secret the tests used.
 """
 
 from __future__ import annotations
@@ -115,6 +116,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         "tokens.csv",
         "--basic-auth-file",
         "basic.csv",
+        "--webhook-callers",
+        "user:kube-apiserver,user:alice,user:bob,user:carol",
+        "--metrics-readers",
+        "user:kube-apiserver,group:monitoring",
     ]
     with running_server(workdir, args) as server:
         yield Setup(server, workdir, tokens, carol_hash)
@@ -218,7 +223,7 @@ def test_missing_malformed_and_wrong_authorization_all_look_the_same(setup: Setu
 def test_bearer_token(setup: Setup) -> None:
     with setup.server.client(cert=None, headers=bearer(TOKEN_ALICE)) as c:
         assert c.post("/authorize", json=sar()).status_code == 200
-        assert c.post("/authenticate", json={}).status_code == 403  # alice may not
+        assert c.post("/authenticate", json={}).status_code == 400  # a caller of every webhook
 
 
 def test_basic_auth_plaintext_and_hashed(setup: Setup) -> None:
@@ -363,6 +368,8 @@ def test_anonymous_auth(tmp_path: Path) -> None:
         "--token-auth-file",
         "tokens.csv",
         "--anonymous-auth",
+        "--webhook-callers",
+        "group:system:unauthenticated",
     ]
     with running_server(tmp_path, args) as server, server.client(cert=None) as c:
         assert c.post("/authorize", json=sar()).status_code == 200  # system:anonymous, system:unauthenticated

@@ -33,6 +33,7 @@ from tests.support.server import Server, running_server
 CALLER_TOKEN = "tok-caller-3f786850e387550fdab836ed7e6dc881"
 REVIEWED_TOKEN = "tok-reviewed-89e6c98d92887913cadf06b2adb97f26"
 SECRET_VALUE = "s3cr3t-value-never-logged-1b6453892473a467"
+JSON = {"Content-Type": "application/json"}
 SECRETS = (CALLER_TOKEN, REVIEWED_TOKEN, SECRET_VALUE, base64.b64encode(SECRET_VALUE.encode()).decode())
 
 
@@ -101,6 +102,7 @@ def write_files(workdir: Path) -> list[str]:
     return [
         "--authorization-policy-file", "policy.jsonl", "--token-auth-file", "tokens.csv",
         "--state", "state.yaml", "--store", "memory://", "--audit-log-path", "audit/audit.log",
+        "--webhook-callers", "user:kube-apiserver,user:robot",
     ]
 
 
@@ -158,7 +160,7 @@ def test_requests_are_counted_and_timed_per_endpoint_and_decision(setup: Setup) 
         assert c.post("/authorize", json=sar("alice")).json()["status"]["allowed"] is True
         other_namespace = c.post("/authorize", json=sar("alice", namespace="team-b"))
         assert other_namespace.json()["status"]["allowed"] is False
-        assert c.post("/authorize", content=b"{not json").status_code == 400
+        assert c.post("/authorize", content=b"{not json", headers=JSON).status_code == 400
         assert c.post("/validate", json=pod_review("obs-uid-1", "metrics-pod")).status_code == 200
         refused = c.post("/validate", json=pod_review("obs-uid-2", "pod-in-nowhere", namespace="nowhere"))
         assert refused.json()["response"]["allowed"] is False
@@ -257,8 +259,8 @@ def test_no_secret_reaches_the_audit_log_or_the_server_log(setup: Setup) -> None
 def test_refused_callers_are_audited_with_where_they_came_from(setup: Setup) -> None:
     with setup.server.client(cert=None, headers={"Authorization": f"Bearer {CALLER_TOKEN}-wrong"}) as c:
         assert c.post("/admit", json=pod_review("refused-1", "p")).status_code == 401
-    with setup.server.client(cert=None, headers={"Authorization": f"Bearer {CALLER_TOKEN}"}) as c:
-        assert c.post("/admit", json=pod_review("refused-2", "p")).status_code == 403  # robot: not /admit
+    with setup.server.client_as("mallory", groups=["bots"]) as c:
+        assert c.post("/admit", json=pod_review("refused-2", "p")).status_code == 403  # not a caller
 
     def refusals() -> list[dict[str, Any]]:  # the only refusals on /admit in this module
         found = [line for line in setup.audit_lines()
@@ -268,8 +270,8 @@ def test_refused_callers_are_audited_with_where_they_came_from(setup: Setup) -> 
     unauthorized, forbidden = sorted(wait_for(refusals), key=lambda line: line["decision"], reverse=True)
     assert unauthorized["caller"] is None
     assert unauthorized["reason"] == "bearer: invalid bearer token"
-    assert forbidden["caller"] == {"user": "robot", "groups": ["bots", "system:authenticated"]}
-    assert forbidden["reason"] == "No policy matched."
+    assert forbidden["caller"] == {"user": "mallory", "groups": ["bots", "system:authenticated"]}
+    assert forbidden["reason"] == "not named by --webhook-callers"
     for line in (unauthorized, forbidden):
         assert line["endpoint"] == "/admit" and line["sourceIP"] == "127.0.0.1"
         assert line["attributes"] == {"verb": "post", "path": "/admit"}

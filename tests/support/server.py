@@ -1,13 +1,10 @@
 """Run a real `gatekeeper serve` on loopback for a test, and talk to it over real TLS.
 
 gatekeeper authenticates its callers. `server.client()` presents, by default, the dev client
-certificate of user "kube-apiserver" that `gatekeeper serve` creates in its cert dir on first run
-(the default policy, policies/abac.jsonl, lets that user call every webhook path). A test with
-its own policy file needs these lines for the endpoints it calls:
-
-    {"apiVersion":"abac.authorization.kubernetes.io/v1beta1","kind":"Policy","spec":{"user":"kube-apiserver","nonResourcePath":"/authorize"}}
-
-(one per path: /authorize, /authenticate, /mutate, /validate, /admit; or "nonResourcePath":"*").
+certificate of user "kube-apiserver" that `gatekeeper serve` creates in its cert dir on first run,
+which serve's default `--webhook-callers user:kube-apiserver` lets call every webhook path and its
+default `--metrics-readers` lets read /metrics and /quota, whatever the ABAC policy says. A test
+that calls as someone else passes those flags (`--webhook-callers user:kube-apiserver,user:alice`).
 
 Other identities: `server.client(cert=None)` presents nothing (anonymous, or token/basic auth via
 headers=...); `server.client_as("alice", groups=["dev"])` presents a certificate for alice issued

@@ -59,7 +59,7 @@ def peer(issued: pki.Issued) -> PeerCertificates:
         ("   ", None),
         ("Bearer abc", BearerCredentials("abc")),
         ("bearer abc", BearerCredentials("abc")),
-        ("BEARER  abc ", BearerCredentials("abc")),
+        ("BEARER abc ", BearerCredentials("abc")),  # the header is trimmed, as Go's TrimSpace
         ("Basic " + base64.b64encode(b"u:p:q").decode(), BasicCredentials("u", "p:q")),
         ("basic " + base64.b64encode(b"u:").decode(), BasicCredentials("u", "")),
     ],
@@ -74,6 +74,7 @@ def test_parse_authorization(header: str | None, expected: object) -> None:
         "Bearer",
         "Bearer ",
         "Bearer a b",
+        "Bearer  abc",  # an empty token, then "abc": k8s.io/apiserver's bearertoken refuses it too
         "Basic",
         "Basic !!!",
         "Basic " + base64.b64encode(b"nocolon").decode(),
