@@ -94,6 +94,7 @@ def start(
         "--authorization-policy-file", "abac.jsonl", "--token-auth-file", "tokens.csv",
         "--basic-auth-file", "basic.csv", "--max-password-hashes-inflight", str(LIMIT),
         "--reload-interval", str(reload_interval),
+        "--webhook-callers", ",".join(f"user:{user}" for user in ("kube-apiserver", *CALLERS)),
     ])
 
 
