@@ -20,6 +20,7 @@ COMMANDS = (
     "state",
     "quota",
     "replay",
+    "who_can",
 )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from gatekeeper.authz.attributes import Attributes
 from gatekeeper.authz.policy import PolicyError, Rule, load_policy_file
 from gatekeeper.lint import abac, credentials, manifests
 from gatekeeper.lint.explain import diff, permissions, render_diff, render_permissions
@@ -61,7 +62,8 @@ def register(sub: Any) -> None:
         nargs=2,
         type=Path,
         metavar=("OLD", "NEW"),
-        help="print which grants a policy change adds and removes, per subject",
+        help="print which grants a policy change adds and removes, per subject, each proven by a request "
+        "one policy allows and the other does not (exact: none missed, none invented)",
     )
     p.set_defaults(run=run)
 
@@ -184,11 +186,27 @@ def _diff(old: Path, new: Path, fmt: str) -> int:
                 "line": c.rule.source,
                 "grant": asdict_rule(c.rule),
                 "note": c.note,
+                "witness": _request(c.witness) if c.witness is not None else None,
             }
             for c in changes
         ]
         sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0
+
+
+def _request(a: Attributes) -> dict[str, object]:
+    """A witness as a SubjectAccessReview spec would name it."""
+    spec: dict[str, object] = {"user": a.user, "groups": list(a.groups)}
+    if a.resource_request:
+        spec["resourceAttributes"] = {
+            "verb": a.verb,
+            "namespace": a.namespace,
+            "group": a.api_group,
+            "resource": a.resource,
+        }
+    else:
+        spec["nonResourceAttributes"] = {"verb": a.verb, "path": a.path}
+    return spec
 
 
 def asdict_rule(rule: Rule) -> dict[str, object]:

@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gatekeeper.authn.user import AUTHENTICATED
+from gatekeeper.authz.attributes import Attributes
 from gatekeeper.authz.evaluator import subject_matches
 from gatekeeper.authz.policy import Rule
 from gatekeeper.lint.coverage import RuleIndex, grant, matches_nobody
+from gatekeeper.lint.witness import witness
 
 READ_VERBS = "get, list, watch"
 
@@ -57,6 +59,7 @@ class Change:
     change: str  # "added" or "removed"
     rule: Rule
     note: str  # why it does not change what is allowed, if it does not
+    witness: Attributes | None  # a request the rule's side allows and the other does not; None: none exists
 
 
 def subject_of(rule: Rule) -> str:
@@ -85,21 +88,39 @@ def describe(rule: Rule) -> str:
 
 
 def diff(old: Sequence[Rule], new: Sequence[Rule]) -> list[Change]:
-    old_grants, new_grants = {grant(r) for r in old}, {grant(r) for r in new}
-    old_index, new_index = RuleIndex(old), RuleIndex(new)
-    changes: list[Change] = []
-    for rule in new:
-        if grant(rule) not in old_grants and not matches_nobody(rule):
-            coverer = old_index.first_coverer(rule, exclude_same_grant=False)
-            note = f"already allowed before by {coverer.source}" if coverer else ""
-            changes.append(Change(subject_of(rule), "added", rule, note))
-    for rule in old:
-        if grant(rule) not in new_grants and not matches_nobody(rule):
-            coverer = new_index.first_coverer(rule, exclude_same_grant=False)
-            note = f"still allowed by {coverer.source}" if coverer else ""
-            changes.append(Change(subject_of(rule), "removed", rule, note))
+    """Every rule only one side has, each with a request that proves it changes what is allowed,
+    or the note that the other side allows all of it already (exact: see lint/witness.py)."""
+    changes = [
+        *_one_side(new, old, "added", "already allowed before by"),
+        *_one_side(old, new, "removed", "still allowed by"),
+    ]
     changes.sort(key=lambda c: (c.subject, c.change != "added", c.rule.position))
     return changes
+
+
+def _one_side(rules: Sequence[Rule], other: Sequence[Rule], change: str, covered: str) -> list[Change]:
+    other_grants, index = {grant(r) for r in other}, RuleIndex(other)
+    changes: list[Change] = []
+    for rule in rules:
+        if grant(rule) in other_grants or matches_nobody(rule):
+            continue
+        proof = witness(rule, other)
+        note = ""
+        if proof is None:
+            coverer = index.first_coverer(rule, exclude_same_grant=False)
+            note = f"{covered} {coverer.source}" if coverer else f"{covered} several lines together"
+        changes.append(Change(subject_of(rule), change, rule, note, proof))
+    return changes
+
+
+def describe_request(a: Attributes) -> str:
+    """A request as one line, the resource as kubectl spells it: who, which verb, on what."""
+    who = a.user + (f" in group {', '.join(a.groups)}" if a.groups else "")
+    if not a.resource_request:
+        return f"{who}: {a.verb} path {a.path}"
+    resource = (a.resource or "(no resource)") + (f".{a.api_group}" if a.api_group else "")
+    where = f"namespace {a.namespace}" if a.namespace else "no namespace"
+    return f"{who}: {a.verb} {resource} in {where}"
 
 
 def render_diff(changes: Sequence[Change]) -> str:
@@ -114,4 +135,6 @@ def render_diff(changes: Sequence[Change]) -> str:
         sign = "+" if change.change == "added" else "-"
         note = f"  ({change.note})" if change.note else ""
         lines.append(f"  {sign} {change.rule.source}: {describe(change.rule)}{note}")
+        if change.witness is not None:
+            lines.append(f"      e.g. {describe_request(change.witness)}")
     return "\n".join(lines) + "\n"

@@ -59,9 +59,11 @@ def test_diff_shows_added_and_removed_grants_per_subject(tmp_path: Path, capsys:
     assert out == (
         "group dev:\n"
         f"  + {new}:2: every verb on deployments (apps group) in every namespace\n"
+        "      e.g. other-user in group dev: create deployments.apps in namespace other-namespace\n"
         f"  - {old}:2: every verb on deployments (apps group) in team-a  (still allowed by {new}:2)\n"
         "user bob:\n"
         f"  + {new}:3: get, list, watch on * (* group) in every namespace; get, list, watch on path *\n"
+        "      e.g. bob: get other-resource.other-api-group in namespace other-namespace\n"
         f"  - {old}:3: get, list, watch on path /version  (still allowed by {new}:3)\n"
     )
 
