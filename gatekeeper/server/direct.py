@@ -21,7 +21,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import FastAPI
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -78,6 +78,11 @@ class DirectRoutes:
             response = await self.routes[scope["path"]](request, await require_caller(request))
         except HTTPError as exc:
             response = exc.response()
+        except ClientDisconnect:
+            # Nobody is left to answer: a client that gave up mid-body is no error of ours.
+            log.info("%s %s: the client closed the connection before its body was complete",
+                     scope["method"], scope["path"])
+            return
         except Exception:
             log.exception("unexpected error while handling a request")
             body = status_body(500, "InternalError", "internal error; see the server log")

@@ -240,3 +240,22 @@ def test_the_audit_log_stays_one_json_object_per_line_for_every_reader(server: S
     entries = [json.loads(line) for line in text.splitlines()]  # splitlines breaks on U+2028 and \x85
     assert any((entry.get("caller") or {}).get("user") == name for entry in entries)
     assert "\u2028" not in text and "\x85" not in text and "\x7f" not in text
+
+
+@pytest.mark.parametrize("path", list(BODIES))
+def test_a_client_that_leaves_mid_body_is_logged_not_a_500(server: Server, path: str) -> None:
+    port = int(server.url.rsplit(":", 1)[1])
+    context = server.tls_context(server.default_cert)
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head += "Content-Length: 1000\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock, \
+            context.wrap_socket(sock, server_hostname="127.0.0.1") as tls:
+        tls.sendall(head.encode() + b'{"apiVersion":')
+        time.sleep(0.2)
+    expected = f"POST {path}: the client closed the connection before its body was complete"
+    deadline = time.monotonic() + 10
+    while expected not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert expected in server.log()
+    assert "Traceback" not in server.log()
+    assert raw(server, "GET /healthz HTTP/1.1\r\nHost: x")[0] == 200
