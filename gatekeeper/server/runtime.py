@@ -24,6 +24,8 @@ from gatekeeper.server.reload import Watched
 
 log = logging.getLogger("gatekeeper.server")
 
+SHADOW_NAME = "shadow authorization policy"  # its name on /readyz and in the reload metrics
+
 
 class Runtime:
     def __init__(self, settings: Settings) -> None:
@@ -38,6 +40,16 @@ class Runtime:
             "authorization policy", [policy_file], lambda: load_evaluator(policy_file)
         )
         self.watched: list[Watched[Any]] = [self.policy]
+        # The shadow policy (issue 18): decided on every review, never answered. It reloads like
+        # the policy and its errors show on /readyz the same way, which never un-readies the server.
+        shadow_file = settings.shadow_authorization_policy_file
+        self.shadow: Watched[Evaluator] | None = None
+        if shadow_file is not None:
+            try:  # at start-up a bad file is fatal, as the policy's is; which of the two is said
+                self.shadow = Watched(SHADOW_NAME, [shadow_file], lambda: load_evaluator(shadow_file))
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"--shadow-authorization-policy-file: {exc}") from None
+            self.watched.append(self.shadow)
         self.admission = build_admission(settings)  # store, state manifests, plugin chain
         self.watched.extend(self.admission.watched)
         # Caller authentication (issue 3): the credential files reload like the policy.
