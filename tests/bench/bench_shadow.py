@@ -25,17 +25,28 @@ No assertion on time: the numbers are printed.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ssl
 import statistics
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.requests import Request
 
+from gatekeeper.authn.user import UserInfo
+from gatekeeper.config import Settings
+from gatekeeper.server import authorize
+from gatekeeper.server.audit import AuditLog
+from gatekeeper.server.runtime import Runtime
 from tests.bench import bench_http
+
+CALLER = UserInfo("kube-apiserver", groups=("system:authenticated",))
 
 SERVERS: dict[str, tuple[str | None, bool]] = {  # name: (shadow policy file, with the audit log)
     "no shadow": (None, False),
@@ -49,6 +60,11 @@ WIDE = (
     '{"user":"*","nonResourcePath":"*"}\n'
     '{"user":"*","namespace":"*","resource":"*","apiGroup":"*"}\n'
 )
+
+
+def baseline(name: str) -> str:
+    """The server without a shadow that `name` is compared with: the same audit setting."""
+    return "no shadow, audit" if SERVERS[name][1] else "no shadow"
 
 
 def write_shadows(w: bench_http.Workdir) -> None:
@@ -105,8 +121,7 @@ def table(results: dict[str, list[dict[str, Any]]], rate: float) -> list[str]:
     cpu = {name: statistics.median(r["server_cpu_us"] for r in runs) for name, runs in results.items()}
     for name, runs in results.items():
         run = sorted(runs, key=lambda r: r["server_cpu_us"])[len(runs) // 2]  # the median round
-        baseline = "no shadow, audit" if SERVERS[name][1] else "no shadow"
-        extra = f"{cpu[name] - cpu[baseline]:+.0f}" if SERVERS[name][0] else ""
+        extra = f"{cpu[name] - cpu[baseline(name)]:+.0f}" if SERVERS[name][0] else ""
         share = f"{run['disagree'] * 100:.1f} %" if run["disagree"] is not None else ""
         bad = sum(n for code, n in run["statuses"].items() if not code.startswith("2"))
         rows.append(
@@ -116,12 +131,57 @@ def table(results: dict[str, list[dict[str, Any]]], rate: float) -> list[str]:
     return rows
 
 
+def handler_runtime(w: bench_http.Workdir, name: str) -> SimpleNamespace:
+    """What request.app is to the handler: a real Runtime for server `name`, and its audit log."""
+    shadow, audited = SERVERS[name]
+    settings = Settings(
+        authorization_policy_file=w.root / "abac.jsonl", state=(w.root / "state.yaml",), store="memory://",
+        shadow_authorization_policy_file=w.root / shadow if shadow else None,
+    )
+    audit = AuditLog(w.root / f"in-process-{len(name)}-{audited}.log", 0, 0) if audited else None
+    return SimpleNamespace(state=SimpleNamespace(runtime=Runtime(settings), audit=audit))
+
+
+async def handle_all(app: SimpleNamespace, bodies: Sequence[bytes]) -> None:
+    """gatekeeper.server.authorize.authorize, the /authorize handler itself, once per body."""
+    for body in bodies:
+        async def receive(body: bytes = body) -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        scope = {"type": "http", "method": "POST", "path": "/authorize", "app": app,
+                 "state": {"caller": CALLER}, "headers": [(b"content-type", b"application/json")]}
+        await authorize.authorize(Request(scope, receive), CALLER)
+
+
+def in_process(w: bench_http.Workdir, calls: int, rounds: int) -> list[str]:
+    """CPU µs per call of the handler (parse, decide, observe, answer), all threads counted (the
+    audit writer's too), per server, rounds interleaved: the shadow's cost without HTTP's noise."""
+    bodies = (w.root / "authorize.jsonl").read_bytes().splitlines()
+    bodies = (bodies * (calls // len(bodies) + 1))[:calls]
+    apps = {name: handler_runtime(w, name) for name in SERVERS}
+    costs: dict[str, list[float]] = {name: [] for name in SERVERS}
+    for _ in range(rounds):
+        for name, app in apps.items():
+            started = time.process_time()
+            asyncio.run(handle_all(app, bodies))
+            if app.state.audit is not None:
+                app.state.audit.close()  # its last batch written, inside the measurement
+                app.state.audit = AuditLog(app.state.audit.path, 0, 0)
+            costs[name].append((time.process_time() - started) / calls * 1e6)
+    rows = [f"{'handler, in process':<20} {'CPU µs/call':>11} {'+CPU':>6}"]
+    median = {name: statistics.median(values) for name, values in costs.items()}
+    for name, (shadow, _) in SERVERS.items():
+        extra = f"{median[name] - median[baseline(name)]:+.1f}" if shadow else ""
+        rows.append(f"{name:<20} {median[name]:>11.1f} {extra:>6}")
+    return rows
+
+
 def run(args: argparse.Namespace) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="gatekeeper-bench-shadow-") as tmp:
         w = bench_http.Workdir(Path(tmp), args.rules)
         w.prepare()
         write_shadows(w)
-        return table(measure(w, args), args.rate)
+        return [*table(measure(w, args), args.rate), "", *in_process(w, args.calls, args.rounds)]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -133,11 +193,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="rounds over the five servers (median)")
     parser.add_argument("--rate", type=float, default=2000.0, help="/authorize requests per second")
     parser.add_argument("--rules", type=int, default=10_000, help="ABAC policy lines")
+    parser.add_argument("--calls", type=int, default=50_000, help="handler calls per in-process round")
     parser.add_argument("--smoke", action="store_true", help="tiny: 1 worker, 0.5 s, 4 connections")
     args = parser.parse_args(argv)
     if args.smoke:
         args.workers, args.connections, args.processes = 1, 4, 1
-        args.duration, args.rounds, args.rate, args.rules = 0.5, 1, 50.0, 50
+        args.duration, args.rounds, args.rate, args.rules, args.calls = 0.5, 1, 50.0, 50, 500
     return args
 
 

@@ -69,8 +69,12 @@ def test_shadow_bench_runs_every_server_and_the_wide_shadow_disagrees() -> None:
     from tests.bench import bench_shadow
 
     rows = bench_shadow.run(bench_shadow.parse_args(["--smoke"]))
-    cells = {row[:18].strip(): row[18:].split() for row in rows[1:]}
+    http, in_process = rows[1:rows.index("")], rows[rows.index("") + 2:]
+    cells = {row[:18].strip(): row[18:].split() for row in http}
     assert list(cells) == list(bench_shadow.SERVERS)
     assert all(c[-1] == "0" and c[-2] == "0" for c in cells.values())  # no errors, every answer 2xx
     assert len(cells["no shadow"]) == len(cells["no shadow, audit"]) == 7  # no +CPU, no disagree
     assert float(cells["wide shadow, audit"][-4]) > 50  # the policy allows a quarter of the mix
+    handler = {row[:20].strip(): row[20:].split() for row in in_process}
+    assert list(handler) == list(bench_shadow.SERVERS)
+    assert all(float(c[0]) > 0 for c in handler.values())
