@@ -172,7 +172,7 @@ def in_process(w: bench_http.Workdir, calls: int, rounds: int) -> list[str]:
     median = {name: statistics.median(values) for name, values in costs.items()}
     for name, (shadow, _) in SERVERS.items():
         extra = f"{median[name] - median[baseline(name)]:+.1f}" if shadow else ""
-        rows.append(f"{name:<20} {median[name]:>11.1f} {extra:>6}")
+        rows.append(f"{name:<20} {median[name]:>11.1f} {extra:>6}".rstrip())
     return rows
 
 
