@@ -52,6 +52,10 @@ def register(sub: Any) -> None:
     p.add_argument("--authorization-policy-file", type=Path, default=Path("policies/abac.jsonl"))
     p.add_argument("--authorization-deny-unmatched", action="store_true",
                    help="answer denied:true when no rule matches (gatekeeper is the only authorizer)")
+    p.add_argument("--shadow-authorization-policy-file", type=Path, default=None, metavar="FILE",
+                   help="decide every SubjectAccessReview a second time under FILE, never changing the "
+                        "answer: agreements and disagreements counted in /metrics, each disagreement "
+                        "audited with both reasons; reloaded like the policy (default: none)")
     p.add_argument("--webhook-callers", type=identities, default=DEFAULT_WEBHOOK_CALLERS,
                    metavar="user:NAME|group:NAME,...",
                    help="who may call /authorize, /authenticate, /mutate, /validate and /admit; the "
@@ -150,6 +154,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         api_audiences=tuple(a.strip() for a in args.api_audiences.split(",") if a.strip()),
         authorization_policy_file=args.authorization_policy_file,
         authorization_deny_unmatched=args.authorization_deny_unmatched,
+        shadow_authorization_policy_file=args.shadow_authorization_policy_file,
         webhook_callers=args.webhook_callers,
         metrics_readers=args.metrics_readers,
         enable_admission_plugins=plugins,

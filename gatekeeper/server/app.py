@@ -18,7 +18,7 @@ from gatekeeper.server import admission, authenticate, authorize, health, metric
 from gatekeeper.server.audit import open_audit_log
 from gatekeeper.server.caller import callers_by_path, warn_about_policy_grants
 from gatekeeper.server.direct import DirectRoutes, WebhookApp, not_found
-from gatekeeper.server.observe import Observe
+from gatekeeper.server.observe import SHADOW_RESULTS, Observe
 from gatekeeper.server.responses import HTTPError, JSONResponse, status_body
 from gatekeeper.server.runtime import Runtime
 
@@ -55,6 +55,8 @@ def create_app(settings: Settings) -> FastAPI:
     warn_about_policy_grants(runtime.policy.current, app.state.callers)
     app.state.audit = audit
     app.state.metrics_registry = metrics.scrape_registry(runtime)
+    if runtime.shadow is not None:
+        metrics.start_shadow_counts(SHADOW_RESULTS)
     for router in ROUTERS:
         app.include_router(router)
     _install_error_handlers(app)

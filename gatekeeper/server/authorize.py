@@ -26,6 +26,15 @@ async def authorize(request: Request, _caller: UserInfo = Depends(require_caller
         version, attributes = parse_subject_access_review(doc)
     except InvalidObject as exc:
         raise bad_request(f"not a valid SubjectAccessReview: {exc}") from None
-    decision = runtime.policy.current.authorize(attributes, runtime.settings.authorization_deny_unmatched)
-    observe.authorization(request, attributes, decision)
+    deny_unmatched = runtime.settings.authorization_deny_unmatched
+    decision = runtime.policy.current.authorize(attributes, deny_unmatched)
+    shadow = runtime.shadow
+    if shadow is None:
+        observe.authorization(request, attributes, decision)
+    else:  # decided again for the metrics and the audit log only: the answer is `decision`'s
+        evaluator = shadow.current
+        observe.authorization(
+            request, attributes, decision, evaluator.authorize(attributes, deny_unmatched),
+            evaluator.policy.sha256,
+        )
     return JSONResponse(review_response(doc, version, decision))

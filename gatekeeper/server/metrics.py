@@ -53,7 +53,16 @@ LATENCY = Histogram(
     ["endpoint", "decision"], buckets=LATENCY_BUCKETS, registry=None,
 )
 
+# Counted by every worker and summed like the request metrics; only with a shadow policy.
+SHADOW = Counter(
+    "gatekeeper_shadow_decisions",
+    "SubjectAccessReviews decided under the shadow policy too, by how its decision compares with the "
+    "answer given: agree, shadow_allows (the answer did not allow), shadow_denies (the answer allowed).",
+    ["result"], registry=None,
+)
+
 _children: dict[tuple[str, str], tuple[Any, Any]] = {}
+_shadow_children: dict[str, Any] = {}
 
 
 def record(endpoint: str, decision: str, seconds: float) -> None:
@@ -67,10 +76,25 @@ def record(endpoint: str, decision: str, seconds: float) -> None:
     pair[1].observe(seconds)
 
 
+def start_shadow_counts(results: Iterable[str]) -> None:
+    """A shadow policy is configured: its counts exist, at 0, before the first review."""
+    for result in results:
+        record_shadow(result, 0)
+
+
+def record_shadow(result: str, amount: int = 1) -> None:
+    child = _shadow_children.get(result)
+    if child is None:
+        child = _shadow_children[result] = SHADOW.labels(result)
+    child.inc(amount)
+
+
 class _RequestMetrics(Collector):
     def collect(self) -> Iterable[Metric]:
         yield from REQUESTS.collect()
         yield from LATENCY.collect()
+        if _shadow_children:  # no shadow policy, no shadow metrics
+            yield from SHADOW.collect()
 
 
 class RuntimeCollector(Collector):
@@ -102,19 +126,10 @@ class RuntimeCollector(Collector):
         yield healthy
 
     def _policy(self) -> Iterator[Metric]:
-        policy = self.runtime.policy.current.policy
-        info = GaugeMetricFamily(
-            "gatekeeper_policy_info", "The authorization policy in force (always 1).",
-            labels=["file", "sha256"],
-        )
-        info.add_metric([policy.name, policy.sha256], 1)
-        rules = GaugeMetricFamily("gatekeeper_policy_rules", "Rules in the authorization policy in force.")
-        rules.add_metric([], len(policy.rules))
-        loaded = GaugeMetricFamily(
-            "gatekeeper_policy_loaded_timestamp_seconds", "When the policy in force was loaded."
-        )
-        loaded.add_metric([], self.runtime.policy.loaded_at)
-        yield from (info, rules, loaded)
+        yield from _policy_families("gatekeeper_policy", "authorization policy in force", self.runtime.policy)
+        if self.runtime.shadow is not None:
+            yield from _policy_families("gatekeeper_shadow_policy", "shadow authorization policy",
+                                        self.runtime.shadow)
 
     def _quota(self) -> Iterator[Metric]:
         labels = ["namespace", "resourcequota", "resource"]
@@ -162,6 +177,18 @@ class RuntimeCollector(Collector):
             if watch.last_event_at:
                 newest.add_metric([resource], now - watch.last_event_at)
         yield from (events, relists, newest, synced)
+
+
+def _policy_families(prefix: str, what: str, watched: Any) -> Iterator[Metric]:
+    """PREFIX_info{file,sha256} 1, PREFIX_rules, PREFIX_loaded_timestamp_seconds of a watched policy."""
+    policy = watched.current.policy
+    info = GaugeMetricFamily(f"{prefix}_info", f"The {what} (always 1).", labels=["file", "sha256"])
+    info.add_metric([policy.name, policy.sha256], 1)
+    rules = GaugeMetricFamily(f"{prefix}_rules", f"Rules in the {what}.")
+    rules.add_metric([], len(policy.rules))
+    loaded = GaugeMetricFamily(f"{prefix}_loaded_timestamp_seconds", f"When the {what} was loaded.")
+    loaded.add_metric([], watched.loaded_at)
+    yield from (info, rules, loaded)
 
 
 def _add_quantities(family: GaugeMetricFamily, key: list[str], values: Any) -> None:

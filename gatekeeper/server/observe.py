@@ -1,10 +1,12 @@
 """What each request decided, for the metrics and the audit log: one call per handler.
 
 A handler calls `authorization`, `authentication` or `admission` once with its decision; that
-names the request's decision label and queues an audit line. A caller refused before any handler
-runs (401, 403) is audited through `caller_refused`. `Observe` (pure ASGI middleware)
-times every request and counts it when the response starts, under the handler's decision or,
-for a refusal (400/401/403/413...), under the HTTP reason. Nothing here blocks the event loop.
+names the request's decision label and queues an audit line. `authorization` also takes the
+shadow policy's decision, if there is one: it is only counted and audited, never answered. A
+caller refused before any handler runs (401, 403) is audited through `caller_refused`. `Observe`
+(pure ASGI middleware) times every request and counts it when the response starts, under the
+handler's decision or, for a refusal (400/401/403/413...), under the HTTP reason. Nothing here
+blocks the event loop.
 
 The audit entry holds attributes only: never a token, a password, an object body or a user's
 `extra` values, any of which may carry a secret.
@@ -32,20 +34,49 @@ from gatekeeper.server import metrics
 log = logging.getLogger("gatekeeper.audit")
 
 DECISION_KEY = "gatekeeper.decision"
+# How the shadow policy's decision compares with the answer (gatekeeper_shadow_decisions_total).
+SHADOW_AGREE, SHADOW_ALLOWS, SHADOW_DENIES = "agree", "shadow_allows", "shadow_denies"
+SHADOW_RESULTS = (SHADOW_AGREE, SHADOW_ALLOWS, SHADOW_DENIES)
 ENDPOINTS = frozenset({
     "/authorize", "/authenticate", "/mutate", "/validate", "/admit",
     "/quota", "/metrics", "/healthz", "/readyz",
 })
 
 
-def authorization(request: Request, attributes: Attributes, decision: Decision) -> None:
-    label = "allowed" if decision.allowed else "denied" if decision.denied else "no_opinion"
-    _decided(request, label, lambda: {
+def authorization(
+    request: Request, attributes: Attributes, decision: Decision,
+    shadow: Decision | None = None, shadow_sha256: str = "",
+) -> None:
+    """`shadow`: the shadow policy's decision on the same request (policy `shadow_sha256`), counted
+    by how it compares, and audited with its reason next to the answer's when they disagree."""
+    disagreement = None if shadow is None else _shadowed(decision, shadow, shadow_sha256)
+    _decided(request, _authz_label(decision), lambda: {
         "user": attributes.user,
         "groups": list(attributes.groups),
         "attributes": _authz_attributes(attributes),
         "reason": decision.reason,
+        **({"shadow": disagreement} if disagreement is not None else {}),
     })
+
+
+def shadow_result(answered: Decision, shadow: Decision) -> str:
+    """Whether the shadow policy would have answered the same. Both decide with the same
+    --authorization-deny-unmatched, so only `allowed` can differ; which line allowed does not count."""
+    if answered.allowed == shadow.allowed:
+        return SHADOW_AGREE
+    return SHADOW_ALLOWS if shadow.allowed else SHADOW_DENIES
+
+
+def _shadowed(answered: Decision, shadow: Decision, sha256: str) -> dict[str, str] | None:
+    result = shadow_result(answered, shadow)
+    metrics.record_shadow(result)
+    if result == SHADOW_AGREE:
+        return None
+    return {"result": result, "decision": _authz_label(shadow), "reason": shadow.reason, "sha256": sha256}
+
+
+def _authz_label(decision: Decision) -> str:
+    return "allowed" if decision.allowed else "denied" if decision.denied else "no_opinion"
 
 
 def authentication(request: Request, result: TokenReviewResult) -> None:

@@ -10,6 +10,7 @@ import signal
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from gatekeeper.authn.basicauth import BasicAuthFile, load_basic_auth_file
@@ -23,6 +24,8 @@ from gatekeeper.server.admission_state import build_admission
 from gatekeeper.server.reload import Watched
 
 log = logging.getLogger("gatekeeper.server")
+
+SHADOW_NAME = "shadow authorization policy"  # its name on /readyz and in the reload metrics
 
 
 class Runtime:
@@ -38,6 +41,10 @@ class Runtime:
             "authorization policy", [policy_file], lambda: load_evaluator(policy_file)
         )
         self.watched: list[Watched[Any]] = [self.policy]
+        shadow_file = settings.shadow_authorization_policy_file
+        self.shadow = watch_shadow(shadow_file) if shadow_file is not None else None
+        if self.shadow is not None:
+            self.watched.append(self.shadow)
         self.admission = build_admission(settings)  # store, state manifests, plugin chain
         self.watched.extend(self.admission.watched)
         # Caller authentication (issue 3): the credential files reload like the policy.
@@ -108,6 +115,16 @@ class Runtime:
                 await asyncio.get_running_loop().run_in_executor(self._reloader, self.poll)
             except Exception:  # the poller must survive anything a file system does
                 log.exception("polling watched files failed")
+
+
+def watch_shadow(path: Path) -> Watched[Evaluator]:
+    """The shadow policy (issue 18): decided on every review, never answered. It reloads like the
+    policy and its errors show on /readyz the same way, which never un-readies the server. At
+    start-up a bad file is fatal, as the policy's is, and the error says which of the two it is."""
+    try:
+        return Watched(SHADOW_NAME, [path], lambda: load_evaluator(path))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--shadow-authorization-policy-file: {exc}") from None
 
 
 def freeze_long_lived() -> None:

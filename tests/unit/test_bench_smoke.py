@@ -63,3 +63,18 @@ def test_replay_bench_runs_and_both_baselines_find_the_same_changes() -> None:
     for recorded, baseline in zip(cells[::2], cells[1::2], strict=True):
         assert recorded[-3:] == baseline[-3:]  # decided, lost, gained
     assert int(cells[-1][-2]) > 0  # the new policy lost grants the log used
+
+
+def test_shadow_bench_runs_every_server_and_the_wide_shadow_disagrees() -> None:
+    from tests.bench import bench_shadow
+
+    rows = bench_shadow.run(bench_shadow.parse_args(["--smoke"]))
+    http, in_process = rows[1:rows.index("")], rows[rows.index("") + 2:]
+    cells = {row[:18].strip(): row[18:].split() for row in http}
+    assert list(cells) == list(bench_shadow.SERVERS)
+    assert all(c[-1] == "0" and c[-2] == "0" for c in cells.values())  # no errors, every answer 2xx
+    assert len(cells["no shadow"]) == len(cells["no shadow, audit"]) == 7  # no +CPU, no disagree
+    assert float(cells["wide shadow, audit"][-4]) > 50  # the policy allows a quarter of the mix
+    handler = {row[:20].strip(): row[20:].split() for row in in_process}
+    assert list(handler) == list(bench_shadow.SERVERS)
+    assert all(float(c[0]) > 0 for c in handler.values())
