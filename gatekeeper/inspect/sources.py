@@ -193,7 +193,9 @@ class _Window:
             try:
                 value, end = _DECODER.raw_decode(self.buf, self.pos)
             except (json.JSONDecodeError, ValueError, RecursionError) as exc:
-                if self.eof or len(self.buf) - self.pos > MAX_OBJECT or not self._fill():
+                if len(self.buf) - self.pos > MAX_OBJECT:
+                    self.fail(f"no object ends within {MAX_OBJECT >> 20} MiB ({_reason(exc)})")
+                if self.eof or not self._fill():
                     self.fail(_reason(exc))
                 continue
             if end == len(self.buf) and not self.eof and self._fill():

@@ -39,11 +39,14 @@ class Dump:
         return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": self.items}
 
 
-def generate(namespaces: int, pods_per_namespace: int, seed: int = 0, gone_pods: int = 2) -> Dump:
+def generate(
+    namespaces: int, pods_per_namespace: int, seed: int = 0, gone_pods: int = 2, kinds: tuple[str, ...] = ()
+) -> Dump:
+    """`kinds` limits the pods to those kinds of POD_KINDS (all of them by default)."""
     rng = random.Random(seed)
     dump = Dump()
     for i in range(namespaces):
-        _namespace(dump, rng, f"ns-{i}", i, pods_per_namespace)
+        _namespace(dump, rng, f"ns-{i}", i, pods_per_namespace, kinds)
     for j in range(gone_pods):
         dump.items.append(_pod(GONE, f"orphan-{j}", "good", 100))
         dump.expected.append(("namespace-missing", GONE, f"orphan-{j}"))
@@ -51,7 +54,9 @@ def generate(namespaces: int, pods_per_namespace: int, seed: int = 0, gone_pods:
     return dump
 
 
-def _namespace(dump: Dump, rng: random.Random, ns: str, index: int, pods: int) -> None:
+def _namespace(
+    dump: Dump, rng: random.Random, ns: str, index: int, pods: int, kinds: tuple[str, ...]
+) -> None:
     terminating = index % 10 == 9
     dump.items += [
         _object("Namespace", "", ns, status={"phase": "Terminating" if terminating else "Active"}),
@@ -70,7 +75,7 @@ def _namespace(dump: Dump, rng: random.Random, ns: str, index: int, pods: int) -
     ]
     running, cpu_milli = 0, 0
     for j in range(pods):
-        kind = rng.choices(list(POD_KINDS), WEIGHTS)[0]
+        kind = rng.choice(kinds) if kinds else rng.choices(list(POD_KINDS), WEIGHTS)[0]
         request = rng.choice((100, 200, 250))
         name = f"{kind}-{j}"
         dump.items.append(_pod(ns, name, kind, request))
