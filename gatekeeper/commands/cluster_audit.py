@@ -23,7 +23,7 @@ from gatekeeper.inspect.reports import (
     policy_reports,
     summary,
 )
-from gatekeeper.inspect.sources import ClusterSource, DumpSource, Source, SourceError
+from gatekeeper.inspect.sources import PAGE_SIZE, ClusterSource, DumpSource, Source, SourceError
 from gatekeeper.lint.report import Severity
 from gatekeeper.store.base import StoreError
 from gatekeeper.store.kube.client import KubeClient, KubeConfigError
@@ -49,6 +49,13 @@ def register(sub: Any) -> None:
     p.add_argument("dump", nargs="?", metavar="DUMP", help="a dump file; - for stdin")
     p.add_argument(
         "--kubeconfig", metavar="PATH", help="audit the live cluster of this kubeconfig (lists only)"
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=PAGE_SIZE,
+        metavar="N",
+        help=f"with --kubeconfig: objects per list page (default {PAGE_SIZE}), as kubectl's --chunk-size",
     )
     p.add_argument("--format", choices=FORMATS, default="text")
     p.add_argument(
@@ -86,8 +93,10 @@ def _source(args: argparse.Namespace) -> Source:
         raise UsageError("--output-dir writes PolicyReports: use it with --format policyreport")
     if args.kubeconfig and args.dump:
         raise UsageError("audit either a cluster (--kubeconfig) or a dump (DUMP), not both")
+    if args.chunk_size < 1:
+        raise UsageError("--chunk-size must be at least 1")
     if args.kubeconfig:
-        return ClusterSource(KubeClient(args.kubeconfig))
+        return ClusterSource(KubeClient(args.kubeconfig), args.chunk_size)
     if args.dump:
         return DumpSource(args.dump)
     raise UsageError(f"name a dump (the output of `{KUBECTL}`, - for stdin) or --kubeconfig PATH")

@@ -304,8 +304,9 @@ COUNTED = (
 class ClusterSource:
     """A live cluster through the kubeconfig's credentials: lists only, paginated; nothing written."""
 
-    def __init__(self, client: KubeClient) -> None:
+    def __init__(self, client: KubeClient, page_size: int = PAGE_SIZE) -> None:
         self.client = client
+        self.page_size = page_size
 
     def context_objects(self) -> Iterator[Item]:
         for collection in CONTEXT:
@@ -324,7 +325,7 @@ class ClusterSource:
     def _pages(self, collection: Collection) -> Iterator[Item]:
         token = ""
         while True:
-            query = [("limit", str(PAGE_SIZE)), *([("continue", token)] if token else [])]
+            query = [("limit", str(self.page_size)), *([("continue", token)] if token else [])]
             response = self.client.request("GET", collection.path, query)
             if response.status != 200:
                 error = api_error("GET", collection.path, response.status, response.body)

@@ -63,3 +63,12 @@ def test_replay_bench_runs_and_both_baselines_find_the_same_changes() -> None:
     for recorded, baseline in zip(cells[::2], cells[1::2], strict=True):
         assert recorded[-3:] == baseline[-3:]  # decided, lost, gained
     assert int(cells[-1][-2]) > 0  # the new policy lost grants the log used
+
+
+def test_audit_bench_runs_and_finds_exactly_the_known_violations() -> None:
+    from tests.bench import bench_audit
+
+    rows = bench_audit.run(sizes=[600])
+    cells = [row.split() for row in rows[1:]]
+    assert [" ".join(c[:-7]) for c in cells] == ["json.load", "decode", "gatekeeper audit"]
+    assert all(c[-1] == "True" for c in cells)  # every object read; the audit's findings are the dump's
