@@ -93,9 +93,10 @@ def policy_reports(outcome: Outcome, now: float) -> list[dict[str, Any]]:
 
 def _report(namespace: str, violations: Sequence[Violation], now: float) -> dict[str, Any]:
     results = [_result(v, now) for v in violations]
-    metadata: dict[str, Any] = {"name": REPORT_NAME, "labels": {"app.kubernetes.io/managed-by": SOURCE}}
+    metadata: dict[str, Any] = {"name": REPORT_NAME}
     if namespace:
         metadata["namespace"] = namespace
+    metadata["labels"] = {"app.kubernetes.io/managed-by": SOURCE}
     counts = {kind: sum(1 for r in results if r["result"] == kind) for kind in ("fail", "warn")}
     return {
         "apiVersion": REPORT_API,
@@ -127,7 +128,7 @@ def _result(v: Violation, now: float) -> dict[str, Any]:
 
 
 def as_yaml(reports: Sequence[dict[str, Any]]) -> str:
-    return yaml.safe_dump_all(reports, sort_keys=False, explicit_start=True) if reports else ""
+    return yaml.safe_dump_all(reports, sort_keys=False, explicit_start=True, width=10_000) if reports else ""
 
 
 def file_name(report: dict[str, Any]) -> str:
