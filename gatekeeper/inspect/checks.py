@@ -92,7 +92,13 @@ POLICY = {
     MALFORMED.id: "gatekeeper",
 }
 
+# The plugins read fields as the API server's validation guarantees them; a dump can hold anything.
+# The exception's text is not shown: it may quote a value.
+WRONG_TYPE = (AttributeError, TypeError, KeyError, IndexError)
+UNREADABLE = "a field does not have the type the API server's validation guarantees"
+
 CONTEXT_KINDS = ("Namespace", "LimitRange", "ResourceQuota", "ServiceAccount")
+_RESOURCES = {"Namespace": "namespaces", "ServiceAccount": "serviceaccounts"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +152,7 @@ class Context:
     """What admission reads besides the object: built from the Namespace, LimitRange, ResourceQuota
     and ServiceAccount objects (small, held whole). `kinds` records every (group, resource) seen."""
 
-    namespaces: dict[str, JSONObject] = field(default_factory=dict)
+    namespaces: dict[str, str] = field(default_factory=dict)  # name -> status.phase
     limit_ranges: dict[str, list[tuple[str, list[LimitRangeItem]]]] = field(default_factory=dict)
     quotas: dict[str, list[QuotaState]] = field(default_factory=dict)
     service_accounts: dict[str, dict[str, JSONObject]] = field(default_factory=dict)
@@ -169,7 +175,8 @@ class Context:
         kind, ns = ref.kind, live.namespace
         try:
             if kind == "Namespace":
-                self.namespaces[ref.name] = {"status": obj.get("status")}
+                status = obj.get("status")
+                self.namespaces[ref.name] = str(status.get("phase") or "") if isinstance(status, dict) else ""
             elif kind == "LimitRange":
                 self.limit_ranges.setdefault(ns, []).append((ref.name, limit_range_items(obj)))
             elif kind == "ResourceQuota":
@@ -178,10 +185,11 @@ class Context:
                 self.service_accounts.setdefault(ns, {})[ref.name] = _account(obj)
         except (LimitRangeError, QuotaError) as exc:
             self.violations.append(Violation(MALFORMED, ref, str(exc)))
+        except WRONG_TYPE:
+            self.violations.append(Violation(MALFORMED, ref, UNREADABLE))
 
     def has(self, kind: str) -> bool:
-        resource = {"Namespace": "namespaces", "ServiceAccount": "serviceaccounts"}[kind]
-        return ("", resource) in self.kinds
+        return ("", _RESOURCES[kind]) in self.kinds
 
 
 def _quota_state(obj: JSONObject, ref: ObjectRef) -> QuotaState:
@@ -220,9 +228,12 @@ class Audit:
             live = live_object(obj, where)
         except QuotaError:
             return []  # the Context named it already
-        violations = self._count(live)
-        if live.group == "" and live.resource == "pods":
-            violations += check_pod(self.context, obj)
+        try:
+            violations = self._count(live)
+            if live.group == "" and live.resource == "pods":
+                violations += check_pod(self.context, obj)
+        except WRONG_TYPE:
+            return [Violation(MALFORMED, ObjectRef.of(obj), UNREADABLE)]
         return violations
 
     def _count(self, live: LiveObject) -> list[Violation]:
@@ -282,10 +293,10 @@ def check_pod(context: Context, pod: JSONObject) -> list[Violation]:
 def _namespace_violations(context: Context, ref: ObjectRef) -> list[Violation]:
     if not context.has("Namespace"):
         return []
-    namespace = context.namespaces.get(ref.namespace)
-    if namespace is None:
+    phase = context.namespaces.get(ref.namespace)
+    if phase is None:
         return [Violation(NAMESPACE_MISSING, ref, f'namespaces "{ref.namespace}" not found')]
-    if (namespace.get("status") or {}).get("phase") == TERMINATING:
+    if phase == TERMINATING:
         message = f"namespace {ref.namespace} is being terminated; a new pod like this one would be refused"
         return [Violation(NAMESPACE_TERMINATING, ref, message)]
     return []

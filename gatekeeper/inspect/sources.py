@@ -79,7 +79,10 @@ class DumpSource:
     def context_objects(self) -> Iterator[Item]:
         spool = self._spool
         for item in self._read():
-            spool.write(orjson.dumps(item))
+            try:
+                spool.write(orjson.dumps(item))
+            except TypeError:  # orjson's integers stop at 64 bits, as every Kubernetes field does
+                raise SourceError(f"{item[0]}: a number beyond 64 bits, which no API field holds") from None
             spool.write(b"\n")
             yield item
 
@@ -98,11 +101,14 @@ class DumpSource:
 
     def _read(self) -> Iterator[Item]:
         with self._open() as stream:
-            first = _first_char(stream)
-            if first in ("{", "["):
-                yield from _json_items(stream, self.name, first)
-            elif first:
-                yield from _yaml_items(first + stream.read(), self.name)
+            try:
+                first = _first_char(stream)
+                if first in ("{", "["):
+                    yield from _json_items(stream, self.name, first)
+                elif first:
+                    yield from _yaml_items(first + stream.read(), self.name)
+            except UnicodeDecodeError:
+                raise SourceError(f"{self.name}: not UTF-8 text") from None
 
     def _open(self) -> IO[str]:
         try:
@@ -244,7 +250,7 @@ def _object_or_list(window: _Window, where: str) -> Iterator[Item]:
             if key == "items" and window.peek() == "[":
                 window.expect("[")
                 listed = True
-                yield from _array(window, f"{where}, items")
+                yield from _array(window, f"{where}, items", _item_kind(kept))
             else:
                 kept[str(key)] = window.value()
             if window.expect(",}") == "}":
@@ -253,13 +259,25 @@ def _object_or_list(window: _Window, where: str) -> Iterator[Item]:
         yield _item(kept, where)
 
 
-def _array(window: _Window, where: str) -> Iterator[Item]:
+def _item_kind(list_fields: JSONObject) -> JSONObject:
+    """What the items of a typed list (an API server's PodList, whose items name no kind) are:
+    known when `kind` comes before `items`, as the API server writes them."""
+    kind, api_version = list_fields.get("kind"), list_fields.get("apiVersion")
+    if not isinstance(kind, str) or not kind.endswith("List") or kind == "List" or not api_version:
+        return {}
+    return {"kind": kind.removesuffix("List"), "apiVersion": api_version}
+
+
+def _array(window: _Window, where: str, defaults: JSONObject | None = None) -> Iterator[Item]:
     if window.peek() == "]":
         window.expect("]")
         return
     index = 0
     while True:
-        yield _item(window.value(), f"{where}[{index}]")
+        value = window.value()
+        if defaults and isinstance(value, dict):
+            value = {**defaults, **value}
+        yield _item(value, f"{where}[{index}]")
         index += 1
         if window.expect(",]") == "]":
             return

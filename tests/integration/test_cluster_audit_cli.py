@@ -209,3 +209,22 @@ def test_a_malformed_object_is_a_finding_not_a_crash(tmp_path: Path) -> None:
         ("malformed-object", "p"),
     ]
     assert "spec.limits[0].max.cpu" in rows[1]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"kind": "List", "items": [{"kind": "Pod", "x": "\xff\xfe"}]}', "dump.json: not UTF-8 text"),
+        (
+            b'{"kind": "List", "items": [{"kind": "Pod", "x": 123456789012345678901234567890}]}',
+            "beyond 64 bits",
+        ),
+    ],
+)
+def test_bytes_that_are_no_dump_exit_two(tmp_path: Path, body: bytes, message: str) -> None:
+    path = tmp_path / "dump.json"
+    path.write_bytes(body)
+    done = audit(str(path))
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr

@@ -170,3 +170,14 @@ def test_an_object_larger_than_the_bound_is_refused(monkeypatch: pytest.MonkeyPa
     text = json.dumps({"items": [obj("ConfigMap", "big", data={"k": "x" * 500})]})
     with pytest.raises(SourceError, match="no object ends within 0 MiB"):
         stream(text)
+
+
+def test_the_items_of_a_typed_list_take_its_kind() -> None:
+    api_answer = {
+        "kind": "PodList",
+        "apiVersion": "v1",
+        "metadata": {},
+        "items": [{"metadata": {"name": "p"}}],
+    }
+    [(_where, item)] = stream(json.dumps(api_answer))
+    assert (item["kind"], item["apiVersion"]) == ("Pod", "v1")
