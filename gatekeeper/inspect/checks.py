@@ -227,7 +227,7 @@ class Audit:
         try:
             live = live_object(obj, where)
         except QuotaError:
-            return []  # the Context named it already
+            return []  # a dump's: named in pass one; an API server's objects always have these
         try:
             violations = self._count(live)
             if live.group == "" and live.resource == "pods":
