@@ -228,3 +228,26 @@ def test_bytes_that_are_no_dump_exit_two(tmp_path: Path, body: bytes, message: s
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_unreachable_cluster_exits_two_naming_it(tmp_path: Path) -> None:
+    from tests.support.server import free_port
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": f"https://127.0.0.1:{free_port()}"}}],
+                "users": [{"name": "u", "user": {"token": "audit-token-never-shown"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    done = audit("--kubeconfig", str(kubeconfig))
+    assert done.returncode == 2
+    assert "GET /api/v1/namespaces: cannot reach the API server at https://127.0.0.1:" in done.stderr
+    assert "audit-token-never-shown" not in done.stderr
+    assert "Traceback" not in done.stderr
