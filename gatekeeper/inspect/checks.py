@@ -6,7 +6,8 @@ were created again as it is now (Kubernetes' semantics, by the plugins' own code
 
 * LimitRanger: the namespace's Container defaults are merged first (as `admit` does), then every
   LimitRange's min/max/maxLimitRequestRatio is checked; one finding per LimitRange that refuses.
-  Pods being deleted are skipped, as LimitRanger skips them.
+  PersistentVolumeClaims: their items' min/max on the requested storage. Objects being deleted
+  are skipped, as LimitRanger skips them.
 * ResourceQuota: usage is recounted from the objects by the quota evaluators (as the quota
   controller does); a recount above `hard` is an error, a `status.used` that differs is drift.
   Only resources whose objects the input holds are recounted (`covered`).
@@ -32,6 +33,7 @@ from gatekeeper.admission.plugins.limit_ranger import (
     limit_range_items,
     merge_pod_resource_requirements,
     validate_pod,
+    validate_pvc,
 )
 from gatekeeper.admission.plugins.namespace_lifecycle import TERMINATING
 from gatekeeper.admission.plugins.service_account import (
@@ -50,7 +52,7 @@ from gatekeeper.quota.resources import QuotaError, ResourceList, from_strings, p
 JSONObject = dict[str, Any]
 
 LIMIT_RANGE = RuleInfo(
-    "limitrange-violation", Severity.ERROR, "a pod is outside a LimitRange's min/max/ratio"
+    "limitrange-violation", Severity.ERROR, "a pod or claim is outside a LimitRange's min/max/ratio"
 )
 QUOTA_EXCEEDED = RuleInfo("quota-exceeded", Severity.ERROR, "a namespace's recounted usage exceeds a quota")
 QUOTA_DRIFT = RuleInfo("quota-drift", Severity.WARNING, "a quota's status.used differs from a recount")
@@ -232,6 +234,8 @@ class Audit:
             violations = self._count(live)
             if live.group == "" and live.resource == "pods":
                 violations += check_pod(self.context, obj)
+            elif live.group == "" and live.resource == "persistentvolumeclaims":
+                violations += check_pvc(self.context, obj)
         except WRONG_TYPE:
             return [Violation(MALFORMED, ObjectRef.of(obj), UNREADABLE)]
         return violations
@@ -311,6 +315,23 @@ def limit_range_violations(
     try:
         defaulted = _defaulted(pod, [items for _name, items in limit_ranges])
         results = [(name, aggregate(validate_pod(items, defaulted, None))) for name, items in limit_ranges]
+    except PodResourceError as exc:
+        return [Violation(MALFORMED, ref, str(exc))]
+    return [
+        Violation(LIMIT_RANGE, ref, f"limitrange {name}: {message}")
+        for name, message in results
+        if message is not None
+    ]
+
+
+def check_pvc(context: Context, pvc: JSONObject) -> list[Violation]:
+    """PersistentVolumeClaim items' min/max on spec.resources.requests, as on a create."""
+    ref = ObjectRef.of(pvc)
+    limit_ranges = context.limit_ranges.get(ref.namespace, [])
+    if not limit_ranges or (pvc.get("metadata") or {}).get("deletionTimestamp"):
+        return []
+    try:
+        results = [(name, aggregate(validate_pvc(items, pvc, None))) for name, items in limit_ranges]
     except PodResourceError as exc:
         return [Violation(MALFORMED, ref, str(exc))]
     return [

@@ -65,6 +65,21 @@ def test_each_refusing_limit_range_is_one_finding() -> None:
     assert [v.message.split(":")[0] for v in found] == ["limitrange lr", "limitrange lr2"]
 
 
+def test_a_claim_is_held_to_the_persistent_volume_claim_items() -> None:
+    storage = obj(
+        "LimitRange", "disk", spec={"limits": [{"type": "PersistentVolumeClaim", "max": {"storage": "1Gi"}}]}
+    )
+
+    def claim(name: str, size: str) -> dict[str, Any]:
+        return obj("PersistentVolumeClaim", name, spec={"resources": {"requests": {"storage": size}}})
+
+    [violation] = run(NS, SA, storage, claim("big", "2Gi"), claim("small", "500Mi"))
+    assert (violation.obj.name, violation.message) == (
+        "big",
+        "limitrange disk: maximum storage usage per PersistentVolumeClaim is 1Gi, but request is 2Gi",
+    )
+
+
 def test_a_mirror_pod_is_not_held_to_a_service_account() -> None:
     mirror = pod("static", serviceAccountName="")
     mirror["metadata"]["annotations"] = {"kubernetes.io/config.mirror": "hash"}
