@@ -251,3 +251,12 @@ def test_an_unreachable_cluster_exits_two_naming_it(tmp_path: Path) -> None:
     assert "GET /api/v1/namespaces: cannot reach the API server at https://127.0.0.1:" in done.stderr
     assert "audit-token-never-shown" not in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_readme_example_is_the_real_output(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    readme = (repo / "README.md").read_text()
+    shown = readme.split("$ gatekeeper audit cluster.json\n", 1)[1].split("$ echo $?", 1)[0]
+    done = audit(str(repo / "policies" / "audit" / "cluster.json"))
+    assert done.returncode == 1
+    assert done.stdout + done.stderr == shown
