@@ -21,6 +21,7 @@ COMMANDS = (
     "quota",
     "replay",
     "who_can",
+    "cluster_audit",
 )
 
 

@@ -59,7 +59,7 @@ def as_json(findings: Sequence[Finding]) -> str:
     return orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n"
 
 
-def as_sarif(findings: Sequence[Finding], rules: Sequence[RuleInfo]) -> str:
+def as_sarif(findings: Sequence[Finding], rules: Sequence[RuleInfo], tool: str = "gatekeeper lint") -> str:
     sarif: dict[str, Any] = {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
@@ -67,7 +67,7 @@ def as_sarif(findings: Sequence[Finding], rules: Sequence[RuleInfo]) -> str:
             {
                 "tool": {
                     "driver": {
-                        "name": "gatekeeper lint",
+                        "name": tool,
                         "informationUri": TOOL_URI,
                         "rules": [
                             {

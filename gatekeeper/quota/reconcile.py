@@ -96,9 +96,7 @@ def recount(
 
 
 def _covered_evaluators(objects: Iterable[LiveObject]) -> dict[tuple[str, str], Evaluator]:
-    resources = {("", name) for name in LISTED} | {(o.group, o.resource) for o in objects}
-    evaluators = {key: evaluator_for(*key) for key in sorted(resources)}
-    return {key: evaluator for key, evaluator in evaluators.items() if evaluator is not None}
+    return covered_evaluators([*(("", name) for name in LISTED), *((o.group, o.resource) for o in objects)])
 
 
 def _count(
@@ -111,9 +109,22 @@ def _count(
             total[name] = ZERO
     for obj in objects:
         measuring = covered.get((obj.group, obj.resource))
-        if measuring is not None and matches(measuring, quota, obj.body):
-            total = add(total, mask(_usage(measuring, obj), quota.hard))
+        if measuring is not None:
+            total = charge(total, quota, measuring, obj)
     return total
+
+
+def charge(total: ResourceList, quota: Quota, evaluator: Evaluator, obj: LiveObject) -> ResourceList:
+    """`total` plus what the object uses of the quota's hard resources, if the quota applies to it."""
+    if not matches(evaluator, quota, obj.body):
+        return total
+    return add(total, mask(_usage(evaluator, obj), quota.hard))
+
+
+def covered_evaluators(resources: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Evaluator]:
+    """The evaluator of each (group, resource) that quota measures; ignored resources are left out."""
+    evaluators = {key: evaluator_for(*key) for key in sorted(set(resources))}
+    return {key: evaluator for key, evaluator in evaluators.items() if evaluator is not None}
 
 
 def _usage(evaluator: Evaluator, obj: LiveObject) -> ResourceList:

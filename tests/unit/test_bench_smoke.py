@@ -78,3 +78,12 @@ def test_shadow_bench_runs_every_server_and_the_wide_shadow_disagrees() -> None:
     handler = {row[:20].strip(): row[20:].split() for row in in_process}
     assert list(handler) == list(bench_shadow.SERVERS)
     assert all(float(c[0]) > 0 for c in handler.values())
+
+
+def test_audit_bench_runs_and_finds_exactly_the_known_violations() -> None:
+    from tests.bench import bench_audit
+
+    rows = bench_audit.run(sizes=[600])
+    cells = [row.split() for row in rows[1:]]
+    assert [" ".join(c[:-7]) for c in cells] == ["json.load", "decode", "gatekeeper audit"]
+    assert all(c[-1] == "True" for c in cells)  # every object read; the audit's findings are the dump's
