@@ -15,6 +15,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 Path = list[str | int]
 Mutation = Callable[[Any, random.Random], bytes]
 
@@ -28,18 +30,22 @@ ODD_VALUES: list[Any] = [
 ]
 
 
-def paths(doc: Any, prefix: Path | None = None) -> list[Path]:
-    """Every path into the document (dict keys and list indexes), the root excluded."""
-    prefix = prefix or []
+MAX_PATHS = 5000  # a document grown to thousands of elements is mutated in its first part only
+
+
+def paths(doc: Any, limit: int = MAX_PATHS) -> list[Path]:
+    """The paths into the document (dict keys and list indexes) in document order, the root
+    excluded; the first `limit` of them."""
     found: list[Path] = []
-    if isinstance(doc, dict):
-        for key, value in doc.items():
-            found.append([*prefix, key])
-            found.extend(paths(value, [*prefix, key]))
-    elif isinstance(doc, list):
-        for index, value in enumerate(doc):
-            found.append([*prefix, index])
-            found.extend(paths(value, [*prefix, index]))
+    stack: list[tuple[Path, Any]] = [([], doc)]
+    while stack and len(found) < limit:
+        prefix, node = stack.pop()
+        if prefix:
+            found.append(prefix)
+        if isinstance(node, dict):
+            stack.extend(([*prefix, key], value) for key, value in reversed(node.items()))
+        elif isinstance(node, list):
+            stack.extend(([*prefix, index], value) for index, value in reversed(list(enumerate(node))))
     return found
 
 
@@ -56,7 +62,17 @@ def _pick(doc: Any, rng: random.Random) -> Path | None:
 
 
 def _dump(doc: Any) -> bytes:
-    return json.dumps(doc, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    try:
+        return orjson.dumps(doc)
+    except TypeError:  # integers past 64 bits, lone surrogates: only json writes those
+        return json.dumps(doc, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+def _load(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body.decode("utf-8", "surrogatepass"))
 
 
 def delete_field(doc: Any, rng: random.Random) -> bytes:
@@ -106,7 +122,7 @@ def many_elements(doc: Any, rng: random.Random) -> bytes:
         target = _get(doc, rng.choice(lists))
         # bounded to about 8 MB, so one input never costs the client more than the server
         copies = min(rng.choice([100, 2000, 20_000]), 8_000_000 // len(_dump(target[0])))
-        target.extend(copy.deepcopy(target[0]) for _ in range(copies))
+        target.extend([target[0]] * copies)  # one object many times: it is dumped at once, never changed
     return _dump(doc)
 
 
@@ -201,13 +217,13 @@ def _get(doc: Any, path: Path) -> Any:
 
 def mutate(doc: Any, rng: random.Random) -> tuple[str, bytes]:
     """One input: 1-3 structural mutations, then (one time in three) a byte mutation."""
-    doc = copy.deepcopy(doc)
+    doc = _load(_dump(doc))  # a deep copy, quicker than copy.deepcopy
     names: list[str] = []
     rounds = rng.choice([1, 1, 1, 2, 3])
     for _ in range(rounds - 1):
         name = rng.choice(list(STRUCTURAL))
         names.append(name)
-        doc = json.loads(STRUCTURAL[name](doc, rng))
+        doc = _load(STRUCTURAL[name](doc, rng))
     if rng.random() < 1 / 3:
         name = rng.choice(list(BYTES))
         mutation = BYTES[name]
