@@ -345,6 +345,10 @@ def make_input(seed: int, index: int, table: dict[str, Kind], chosen: list[str])
     return kind, name, data
 
 
+def quotes_secret(message: str) -> bool:
+    return SECRET in message or base64.b64encode(SECRET.encode()).decode() in message
+
+
 def try_load(kind: Kind, path: Path) -> tuple[str, str | None]:
     """(outcome, problem): the loader's answer to the file at `path`."""
     try:
@@ -353,7 +357,7 @@ def try_load(kind: Kind, path: Path) -> tuple[str, str | None]:
         message = str(exc)
         if kind.names_file and str(path) not in message:
             return "refused", f"error does not name the file: {message[:300]}"
-        if SECRET in message or base64.b64encode(SECRET.encode()).decode() in message:
+        if quotes_secret(message):
             return "refused", f"error quotes a secret: {message[:300]}"
         return "refused", None
     except RecursionError:
@@ -450,7 +454,8 @@ def _reload_one(server: Any, client: Any, path: Path, check_name: str, data: byt
                 ) -> tuple[str, str | None]:
     before = _status(client, check_name)
     _apply(server, path, data)
-    after = _wait_change(client, check_name, before)
+    after = _wait(client, check_name, lambda now: (now["failures"], now["reloads"]) != (
+        before["failures"], before["reloads"]))
     if after is None:
         return "unseen", "no reload seen within 10 s of SIGHUP"
     if isinstance(after, str):
@@ -461,14 +466,15 @@ def _reload_one(server: Any, client: Any, path: Path, check_name: str, data: byt
         error = str(after.get("lastError", ""))
         if after.get("ok") or str(path.name) not in error:
             problem = f"/readyz does not name the refused file: {after}"
-        elif SECRET in error:
+        elif quotes_secret(error):
             problem = f"/readyz quotes a secret: {error[:300]}"
         else:
             problem = _probe(client)
     _apply(server, path, original)
-    restored = _wait_change(client, check_name, _status(client, check_name) if outcome == "loaded" else after)
-    if not isinstance(restored, dict) or not restored.get("ok"):
-        problem = problem or f"the good file did not load back: {restored}"
+    # The poller may reload the bad file once more before the good one: wait for the good outcome.
+    restored = _wait(client, check_name, lambda now: bool(now["ok"]) and now["reloads"] > after["reloads"])
+    if not isinstance(restored, dict):
+        problem = problem or f"the good file did not load back: {restored or _status(client, check_name)}"
     return outcome, problem
 
 
@@ -483,15 +489,18 @@ def _status(client: Any, check_name: str) -> dict[str, Any]:
     return dict(client.get("/readyz").json()["checks"][check_name])
 
 
-def _wait_change(client: Any, check_name: str, before: dict[str, Any]) -> dict[str, Any] | str | None:
+def _wait(
+    client: Any, check_name: str, done: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any] | str | None:
+    """The file's /readyz entry once `done` holds (None after 10 s; a str if /readyz failed)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         response = client.get("/readyz")
         if response.status_code >= 500:
             return f"/readyz answered {response.status_code}: {response.text[:300]}"
-        after: dict[str, Any] = response.json()["checks"][check_name]
-        if (after["failures"], after["reloads"]) != (before["failures"], before["reloads"]):
-            return after
+        now: dict[str, Any] = response.json()["checks"][check_name]
+        if done(now):
+            return now
         time.sleep(0.02)
     return None
 

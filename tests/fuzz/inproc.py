@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import json
 import logging
 import multiprocessing
@@ -45,8 +46,12 @@ CHUNK = 65536
 PROGRESS_EVERY = 5000
 
 
+CURRENT: contextvars.ContextVar[int] = contextvars.ContextVar("fuzz_input", default=-1)
+
+
 class LogWatch(logging.Handler):
-    """Collects, from every logger, each record with a traceback and each plugin read failure."""
+    """Collects, from every logger, each record with a traceback and each plugin read failure,
+    with the number of the input being handled (threads the app starts inherit it)."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
@@ -59,9 +64,10 @@ class LogWatch(logging.Handler):
             frame = traceback.extract_tb(tb)[-1] if tb else None
             where = f"{frame.filename}:{frame.lineno}" if frame else "?"
             name = kind.__name__ if kind else "?"
-            self.problems.append(f"{record.name}: {message} ({where}: {name}: {value})")
+            at = f"input {CURRENT.get()}"
+            self.problems.append(f"{at}: {record.name}: {message} ({where}: {name}: {value})")
         elif "could not read the object" in message:
-            self.problems.append(f"{record.name}: {message}")
+            self.problems.append(f"input {CURRENT.get()}: {record.name}: {message}")
 
 
 def build_app(workdir: Path) -> tuple[Any, dict[str, PeerCertificates]]:
@@ -129,6 +135,7 @@ async def call(app: Any, request: Input, peer: PeerCertificates) -> Answer:
 
 
 async def _one(app: Any, peers: dict[str, PeerCertificates], request: Input, report: Report) -> None:
+    CURRENT.set(request.index)  # each gathered input runs in its own task, so its own context
     try:
         answer = await asyncio.wait_for(call(app, request, peers[request.cert]), TIMEOUT)
     except TimeoutError:

@@ -230,6 +230,7 @@ class Report:
     statuses: collections.Counter[int] = field(default_factory=collections.Counter)
     kinds: collections.Counter[str] = field(default_factory=collections.Counter)
     routes: collections.Counter[str] = field(default_factory=collections.Counter)
+    methods: collections.Counter[str] = field(default_factory=collections.Counter)
     failures: list[Failure] = field(default_factory=list)
     tracebacks: list[str] = field(default_factory=list)
     hangs: int = 0
@@ -238,7 +239,8 @@ class Report:
         self.inputs += 1
         self.statuses[status] += 1
         self.kinds[request.name.split(":")[0]] += 1
-        self.routes[f"{request.method} {request.target if request.target in KNOWN else 'other'}"] += 1
+        self.routes[request.target if request.target in KNOWN else "other"] += 1
+        self.methods[request.method] += 1
         if problem:
             self.hangs += problem.startswith("no answer")
             self.failures.append(Failure(request.index, problem, request.describe(),
@@ -249,6 +251,7 @@ class Report:
         self.statuses.update(other.statuses)
         self.kinds.update(other.kinds)
         self.routes.update(other.routes)
+        self.methods.update(other.methods)
         self.failures.extend(other.failures)
         self.tracebacks.extend(other.tracebacks)
         self.hangs += other.hangs
@@ -267,6 +270,7 @@ class Report:
             "tracebacks": len(self.tracebacks),
             "kinds": dict(self.kinds.most_common()),
             "routes": dict(self.routes.most_common()),
+            "methods": dict(self.methods.most_common()),
             "failures": len(self.failures),
             "failure_kinds": dict(collections.Counter(f.problem for f in self.failures).most_common()),
             "first_failures": [f.__dict__ for f in sorted(self.failures, key=lambda f: f.index)[:20]],

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -37,16 +37,26 @@ def paths(doc: Any, limit: int = MAX_PATHS) -> list[Path]:
     """The paths into the document (dict keys and list indexes) in document order, the root
     excluded; the first `limit` of them."""
     found: list[Path] = []
-    stack: list[tuple[Path, Any]] = [([], doc)]
+    stack: list[tuple[Path, Iterator[tuple[Any, Any]]]] = [([], _children(doc))]
     while stack and len(found) < limit:
-        prefix, node = stack.pop()
-        if prefix:
-            found.append(prefix)
-        if isinstance(node, dict):
-            stack.extend(([*prefix, key], value) for key, value in reversed(node.items()))
-        elif isinstance(node, list):
-            stack.extend(([*prefix, index], value) for index, value in reversed(list(enumerate(node))))
+        prefix, children = stack[-1]
+        step = next(children, None)
+        if step is None:
+            stack.pop()
+            continue
+        path = [*prefix, step[0]]
+        found.append(path)
+        if isinstance(step[1], dict | list):
+            stack.append((path, _children(step[1])))
     return found
+
+
+def _children(node: Any) -> Iterator[tuple[Any, Any]]:
+    if isinstance(node, dict):
+        return iter(node.items())
+    if isinstance(node, list):
+        return enumerate(node)
+    return iter(())
 
 
 def _parent(doc: Any, path: Path) -> Any:
