@@ -26,7 +26,9 @@ from __future__ import annotations
 import argparse
 import base64
 import collections
+import contextlib
 import json
+import logging
 import os
 import random
 import signal
@@ -261,9 +263,9 @@ def _by_byte(data: bytes, rng: random.Random) -> tuple[str, bytes]:
 
 def _structural(kind: Kind, data: bytes, rng: random.Random) -> tuple[str, bytes]:
     """A structural mutation of the parsed document, written back in the kind's format."""
-    try:
-        docs = _parse(kind, data)
-    except (ValueError, yaml.YAMLError, RecursionError):
+    try:  # as JSON values: YAML also has bytes (!!binary), dates and non-string keys
+        docs = json.loads(json.dumps(_parse(kind, data), default=str))
+    except (ValueError, TypeError, yaml.YAMLError, RecursionError):
         return _by_byte(data, rng)
     if not docs:
         return "structural-empty", data
@@ -277,7 +279,7 @@ def _structural(kind: Kind, data: bytes, rng: random.Random) -> tuple[str, bytes
     name = rng.choice(sorted(FILE_STRUCTURAL))
     try:
         docs[i] = json.loads(FILE_STRUCTURAL[name](docs[i], rng))
-    except (ValueError, RecursionError):
+    except (ValueError, TypeError, RecursionError):
         return name, data
     as_yaml = rng.random() < 0.5
     try:
@@ -368,6 +370,31 @@ def try_load(kind: Kind, path: Path) -> tuple[str, str | None]:
     return "loaded", None
 
 
+class Logged(logging.Handler):
+    """What the loaders log while one file loads (their warnings name lines; none may quote a secret)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[Logged]:
+        logger = logging.getLogger("gatekeeper")
+        saved = (logger.level, logger.propagate)
+        logger.addHandler(self)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False  # thousands of expected warnings: collected, not printed
+        try:
+            yield self
+        finally:
+            logger.removeHandler(self)
+            logger.setLevel(saved[0])
+            logger.propagate = saved[1]
+
+
 class Clock:
     """Marks the input in progress; a watchdog thread ends the run if one passes the timeout."""
 
@@ -393,25 +420,35 @@ def fuzz_files(directory: Path, seed: int, start: int, count: int, chosen: list[
     report = FileReport(start=start)
     clock = Clock(seed)
     started = time.monotonic()
-    for index in range(start, start + count):
-        kind, name, data = make_input(seed, index, table, names)
-        path = directory / "inputs" / kind.file_name
-        path.parent.mkdir(exist_ok=True)
-        path.write_bytes(data)
-        clock.current = (index, time.monotonic())
-        outcome, problem = try_load(kind, path)
-        clock.current = None
-        report.inputs += 1
-        report.outcomes[f"{kind.name} {outcome}"] += 1
-        if problem:
-            report.failures.append({"index": index, "kind": kind.name, "mutation": name, "problem": problem,
-                                    "head": data[:200].decode("latin-1")})
-        if not quiet and report.inputs % 5000 == 0:
-            rate = report.inputs / (time.monotonic() - started)
-            print(f"seed {seed}: {report.inputs} files from {start} ({rate:.0f}/s), failures "
-                  f"{len(report.failures)}", file=sys.stderr, flush=True)
+    with Logged().installed() as logged:
+        for index in range(start, start + count):
+            _one_file(report, clock, logged, directory, seed, index, table, names)
+            if not quiet and report.inputs % 5000 == 0:
+                rate = report.inputs / (time.monotonic() - started)
+                print(f"seed {seed}: {report.inputs} files from {start} ({rate:.0f}/s), failures "
+                      f"{len(report.failures)}", file=sys.stderr, flush=True)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _one_file(report: FileReport, clock: Clock, logged: Logged, directory: Path, seed: int, index: int,
+              table: dict[str, Kind], names: list[str]) -> None:
+    kind, name, data = make_input(seed, index, table, names)
+    path = directory / "inputs" / kind.file_name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(data)
+    logged.messages.clear()
+    clock.current = (index, time.monotonic())
+    outcome, problem = try_load(kind, path)
+    clock.current = None
+    leaked = next((m for m in logged.messages if quotes_secret(m)), None)
+    if leaked is not None:
+        problem = problem or f"log quotes a secret: {leaked[:300]}"
+    report.inputs += 1
+    report.outcomes[f"{kind.name} {outcome}"] += 1
+    if problem:
+        report.failures.append({"index": index, "kind": kind.name, "mutation": name, "problem": problem,
+                                "head": data[:200].decode("latin-1")})
 
 
 # -- through a real server's reload -----------------------------------------------------------

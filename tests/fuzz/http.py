@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import socket
 import ssl
 import sys
@@ -76,6 +77,17 @@ class Sender:
             client.close()
 
 
+PARSER_REFUSAL = b"Invalid HTTP request received."  # uvicorn's 400 for what its parser cannot read
+
+
+def sendable(request: Input) -> bool:
+    """httpx sends only ASCII targets and header values without control characters or whitespace
+    at either end; anything else goes out as raw bytes instead."""
+    if not request.target.startswith("/") or not (request.target + request.query).isascii():
+        return False
+    return all(v == v.strip(" \t") and v.isprintable() for _, v in request.headers)
+
+
 def one(sender: Sender, request: Input) -> tuple[int, str | None]:
     try:
         answer = sender.send(request)
@@ -86,22 +98,26 @@ def one(sender: Sender, request: Input) -> tuple[int, str | None]:
         if len(request.body) > 3 * 1024 * 1024:
             return -1, None
         return -1, f"transport error: {exc!r}"
+    if answer.status == 400 and answer.body == PARSER_REFUSAL:
+        return 400, None
     return answer.status, check(answer, request.method)
 
 
 # -- the request head, mangled ---------------------------------------------------------------
 
 
-def wire_bytes(request: Input, rng: random.Random) -> tuple[str, bytes]:
-    """The request as bytes with one mutation of its head; the body stays whole (no input leaves
-    the server waiting for bytes that never come: that is a timeout's test, not a fuzzer's)."""
+def wire_bytes(request: Input, rng: random.Random, mangle: bool = True) -> tuple[str, bytes]:
+    """The request as bytes with one mutation of its head (none unless `mangle`); the body stays
+    whole (no input leaves the server waiting for bytes that never come: that is a timeout's
+    test, not a fuzzer's)."""
     target = request.target + (f"?{request.query}" if request.query else "")
     lines = [f"{request.method} {target} HTTP/1.1", "host: 127.0.0.1"]
     lines += [f"{k}: {v}" for k, v in request.headers if k != "host"]
     length = f"content-length: {len(request.body)}"
     name = rng.choice(("bare-lf", "no-colon", "space-before-colon", "fold", "nul", "dup-length",
                        "length-and-chunked", "absolute-form", "http10", "http20", "lower-method",
-                       "double-space", "pipelined", "big-head", "many-headers", "bad-chunk", "expect"))
+                       "double-space", "pipelined", "big-head", "many-headers", "bad-chunk", "expect")
+                      ) if mangle else "as-is"
     body = request.body
     end = "\r\n"
     if name == "bare-lf":
@@ -148,8 +164,10 @@ def wire_bytes(request: Input, rng: random.Random) -> tuple[str, bytes]:
     return name, wire
 
 
-def wire_one(server: Server, request: Input, rng: random.Random) -> tuple[int, str | None]:
-    name, wire = wire_bytes(request, rng)
+def wire_one(
+    server: Server, request: Input, rng: random.Random, mangle: bool = True
+) -> tuple[int, str | None]:
+    name, wire = wire_bytes(request, rng, mangle)
     context = server.tls_context(server.default_cert if request.cert == "kube-apiserver" else None)
     host, port = server.url.removeprefix("https://").rsplit(":", 1)
     try:
@@ -175,13 +193,17 @@ def wire_one(server: Server, request: Input, rng: random.Random) -> tuple[int, s
 
 
 def _read_head(tls: ssl.SSLSocket) -> bytes:
+    """The head of the first final answer (a 100 Continue before it is passed over)."""
     data = b""
-    while b"\r\n\r\n" not in data and len(data) < 65536:
-        chunk = tls.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
+    while True:
+        while b"\r\n\r\n" not in data and len(data) < 65536:
+            chunk = tls.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+        if not data.startswith(b"HTTP/1.1 100"):
+            return data
+        data = data.split(b"\r\n\r\n", 1)[1]
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -203,7 +225,10 @@ def fuzz(server: Server, count: int, seconds: float, seed: int = 1, threads: int
             for index in counter:
                 if time.monotonic() > deadline:
                     return
-                request, (status, problem) = send_input(server, sender, corpus, seed, index)
+                try:
+                    request, (status, problem) = send_input(server, sender, corpus, seed, index)
+                except Exception as exc:  # the fuzzer's own bug: say so, and go on
+                    request, status, problem = make(seed, index, corpus), -2, f"fuzzer error: {exc!r}"
                 with lock:
                     report.add(request, status, problem)
                     if not quiet and report.inputs % PROGRESS_EVERY == 0:
@@ -224,8 +249,8 @@ def send_input(server: Server, sender: Sender, corpus: list[Seed], seed: int, in
                ) -> tuple[Input, tuple[int, str | None]]:
     request = make(seed, index, corpus)
     wire = random.Random(f"{seed}:{index}:wire")
-    if wire.random() < WIRE_SHARE:
-        return request, wire_one(server, request, wire)
+    if wire.random() < WIRE_SHARE or not sendable(request):
+        return request, wire_one(server, request, wire, mangle=sendable(request))
     return request, one(sender, request)
 
 
@@ -281,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--workers", type=int, default=1, help="serve --workers")
     parser.add_argument("--replay", type=int, help="send only input number N and show the answer")
+    parser.add_argument("--keep-log", type=Path, metavar="PATH", help="copy the server's log here at the end")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         serve = [*server_args(Path(tmp)), "--workers", str(args.workers)]
@@ -289,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
                 return replay(server, args.seed, args.replay)
             report = fuzz(server, args.count, args.seconds, args.seed, args.threads, args.start, quiet=False)
             report.tracebacks = server_problems(server)
+            if args.keep_log:
+                shutil.copyfile(server.log_path, args.keep_log)
     print(json.dumps(report.summary(), indent=1))
     return 0 if report.ok() else 1
 

@@ -67,7 +67,7 @@ class Input:
     chunked: bool
 
     def describe(self) -> str:
-        query = f"?{self.query}" if self.query else ""
+        query = f"?{self.query[:100]}" if self.query else ""
         return f"{self.method} {self.target}{query} as {self.cert} [{self.name}], {len(self.body)} bytes"
 
 
