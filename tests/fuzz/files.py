@@ -335,9 +335,31 @@ class FileReport:
             "outcomes": dict(sorted(self.outcomes.items())),
             "crashes": sum(1 for f in self.failures if f["problem"].startswith("crash")),
             "hangs": self.hangs, "failures": len(self.failures),
-            "failure_kinds": dict(collections.Counter(f["problem"].split(":")[0] for f in self.failures)),
-            "first_failures": self.failures[:20],
+            "failure_kinds": dict(collections.Counter(_failure_kind(f) for f in self.failures).most_common()),
+            "first_failures": _first_of_each(self.failures),
         }
+
+
+def _failure_kind(failure: dict[str, Any]) -> str:
+    """'manifests: crash RecursionError at FILE:LINE', 'kubeconfig: error quotes a secret', ..."""
+    problem = str(failure["problem"])
+    if problem.startswith("crash: "):
+        error = problem.split(":", 2)[1].strip()
+        where = f" at {problem.rsplit(' at ', 1)[1]}" if " at " in problem else ""
+        return f"{failure.get('kind')}: crash {error}{where}"
+    return f"{failure.get('kind')}: {problem.split(':')[0]}"
+
+
+def _first_of_each(failures: list[dict[str, Any]], each: int = 3) -> list[dict[str, Any]]:
+    """The first few failures of every kind, so one loud kind does not hide the others."""
+    seen: collections.Counter[str] = collections.Counter()
+    shown = []
+    for failure in failures:
+        kind = _failure_kind(failure)
+        seen[kind] += 1
+        if seen[kind] <= each:
+            shown.append(failure)
+    return shown[:40]
 
 
 def make_input(seed: int, index: int, table: dict[str, Kind], chosen: list[str]) -> tuple[Kind, str, bytes]:
@@ -508,8 +530,10 @@ def _reload_one(server: Any, client: Any, path: Path, check_name: str, data: byt
         else:
             problem = _probe(client)
     _apply(server, path, original)
-    # The poller may reload the bad file once more before the good one: wait for the good outcome.
-    restored = _wait(client, check_name, lambda now: bool(now["ok"]) and now["reloads"] > after["reloads"])
+    # The poller may reload the mutated file once more before the good one: wait until the good
+    # version answers, so the next input starts from it.
+    restored = _wait(client, check_name, lambda now: bool(now["ok"]) and now["reloads"] > after["reloads"]
+                     and _probe(client) is None)
     if not isinstance(restored, dict):
         problem = problem or f"the good file did not load back: {restored or _status(client, check_name)}"
     return outcome, problem
