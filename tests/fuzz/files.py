@@ -351,15 +351,13 @@ def _failure_kind(failure: dict[str, Any]) -> str:
 
 
 def _first_of_each(failures: list[dict[str, Any]], each: int = 3) -> list[dict[str, Any]]:
-    """The first few failures of every kind, so one loud kind does not hide the others."""
-    seen: collections.Counter[str] = collections.Counter()
-    shown = []
+    """The first few failures of every kind, the rarest kinds first, so one loud kind does not
+    hide the others."""
+    by_kind: dict[str, list[dict[str, Any]]] = {}
     for failure in failures:
-        kind = _failure_kind(failure)
-        seen[kind] += 1
-        if seen[kind] <= each:
-            shown.append(failure)
-    return shown[:40]
+        by_kind.setdefault(_failure_kind(failure), []).append(failure)
+    rarest = sorted(by_kind.values(), key=len)
+    return [failure for group in rarest for failure in group[:each]][:100]
 
 
 def make_input(seed: int, index: int, table: dict[str, Kind], chosen: list[str]) -> tuple[Kind, str, bytes]:
