@@ -19,7 +19,8 @@ RELOADS = 12
 # Known on main when this was written; strict, so a fix shows up as XPASS and the mark must go.
 KNOWN = {
     "kubeconfig": "store/kube/client.py _configuration catches only ConfigException: a YAML or "
-                  "UTF-8 error, or a TypeError, escapes it (serve --kubeconfig exits with a traceback)",
+                  "UTF-8 error, or a TypeError, escapes it (serve --kubeconfig exits with a traceback), "
+                  "and the client's own message can quote a user entry, token and all",
 }
 KINDS = ["policy", "token", "basic", "manifests", "client-ca", "tls-cert", "tls-key", "kubeconfig"]
 
