@@ -12,8 +12,10 @@ from __future__ import annotations
 import copy
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+
+import orjson
 
 Path = list[str | int]
 Mutation = Callable[[Any, random.Random], bytes]
@@ -28,19 +30,33 @@ ODD_VALUES: list[Any] = [
 ]
 
 
-def paths(doc: Any, prefix: Path | None = None) -> list[Path]:
-    """Every path into the document (dict keys and list indexes), the root excluded."""
-    prefix = prefix or []
+MAX_PATHS = 5000  # a document grown to thousands of elements is mutated in its first part only
+
+
+def paths(doc: Any, limit: int = MAX_PATHS) -> list[Path]:
+    """The paths into the document (dict keys and list indexes) in document order, the root
+    excluded; the first `limit` of them."""
     found: list[Path] = []
-    if isinstance(doc, dict):
-        for key, value in doc.items():
-            found.append([*prefix, key])
-            found.extend(paths(value, [*prefix, key]))
-    elif isinstance(doc, list):
-        for index, value in enumerate(doc):
-            found.append([*prefix, index])
-            found.extend(paths(value, [*prefix, index]))
+    stack: list[tuple[Path, Iterator[tuple[Any, Any]]]] = [([], _children(doc))]
+    while stack and len(found) < limit:
+        prefix, children = stack[-1]
+        step = next(children, None)
+        if step is None:
+            stack.pop()
+            continue
+        path = [*prefix, step[0]]
+        found.append(path)
+        if isinstance(step[1], dict | list):
+            stack.append((path, _children(step[1])))
     return found
+
+
+def _children(node: Any) -> Iterator[tuple[Any, Any]]:
+    if isinstance(node, dict):
+        return iter(node.items())
+    if isinstance(node, list):
+        return enumerate(node)
+    return iter(())
 
 
 def _parent(doc: Any, path: Path) -> Any:
@@ -56,7 +72,17 @@ def _pick(doc: Any, rng: random.Random) -> Path | None:
 
 
 def _dump(doc: Any) -> bytes:
-    return json.dumps(doc, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    try:
+        return orjson.dumps(doc)
+    except TypeError:  # integers past 64 bits, lone surrogates: only json writes those
+        return json.dumps(doc, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+def _load(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body.decode("utf-8", "surrogatepass"))
 
 
 def delete_field(doc: Any, rng: random.Random) -> bytes:
@@ -106,7 +132,7 @@ def many_elements(doc: Any, rng: random.Random) -> bytes:
         target = _get(doc, rng.choice(lists))
         # bounded to about 8 MB, so one input never costs the client more than the server
         copies = min(rng.choice([100, 2000, 20_000]), 8_000_000 // len(_dump(target[0])))
-        target.extend(copy.deepcopy(target[0]) for _ in range(copies))
+        target.extend([target[0]] * copies)  # one object many times: it is dumped at once, never changed
     return _dump(doc)
 
 
@@ -201,13 +227,13 @@ def _get(doc: Any, path: Path) -> Any:
 
 def mutate(doc: Any, rng: random.Random) -> tuple[str, bytes]:
     """One input: 1-3 structural mutations, then (one time in three) a byte mutation."""
-    doc = copy.deepcopy(doc)
+    doc = _load(_dump(doc))  # a deep copy, quicker than copy.deepcopy
     names: list[str] = []
     rounds = rng.choice([1, 1, 1, 2, 3])
     for _ in range(rounds - 1):
         name = rng.choice(list(STRUCTURAL))
         names.append(name)
-        doc = json.loads(STRUCTURAL[name](doc, rng))
+        doc = _load(STRUCTURAL[name](doc, rng))
     if rng.random() < 1 / 3:
         name = rng.choice(list(BYTES))
         mutation = BYTES[name]

@@ -11,8 +11,9 @@ import pytest
 from gatekeeper.admission.chain import build_chain
 from gatekeeper.admission.outcome import Outcome
 from gatekeeper.admission.registry import PluginOptions
+from gatekeeper.api.admission import parse_admission_review
 from gatekeeper.store.memory import MemoryStore
-from tests.support.admission import namespace, pod, request, service_account
+from tests.support.admission import namespace, pod, request, review, service_account
 
 MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 
@@ -188,3 +189,36 @@ def test_writing_a_service_account_with_the_deprecated_annotation_warns_as_kuber
         )
     plain = request("CREATE", "serviceaccounts", "ServiceAccount", name="ci", obj=service_account("ci"))
     assert chain.admit(plain, MemoryStore()).warnings == ()
+
+
+# --- objects of the wrong shape (found by tests/fuzz/inproc.py, seed 42) -----------------------
+
+
+def test_limit_ranger_defaults_a_pod_whose_metadata_is_null() -> None:
+    limits = {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "l", "namespace": "team"},
+              "spec": {"limits": [{"type": "Container", "defaultRequest": {"cpu": "100m"}}]}}
+    outcome = admit(["LimitRanger"], [limits], obj={**pod(), "metadata": None})
+    assert outcome.allowed, outcome.denied
+    annotations = (outcome.object or {})["metadata"]["annotations"]
+    assert annotations["kubernetes.io/limit-ranger"].startswith("LimitRanger plugin set: cpu request")
+
+
+@pytest.mark.parametrize(
+    ("obj", "operation", "message"),
+    [
+        ({**pod(), "spec": "x"}, "UPDATE", "spec: expected an object"),
+        (pod(containers=["x"]), "CREATE", "spec.containers: expected a list of objects"),
+        (pod(containers=[{"name": "a", "volumeMounts": "x"}]), "CREATE",
+         "spec.containers[0].volumeMounts: expected a list of objects"),
+        (pod(volumes={"a": 1}), "CREATE", "spec.volumes: expected a list of objects"),
+    ],
+    ids=["spec-string-validate", "container-string", "mounts-string", "volumes-object"],
+)
+def test_service_account_names_the_field_of_the_wrong_shape(obj: Any, operation: str, message: str) -> None:
+    # A kind the review parser does not know (group "x") on the pods resource: the parser leaves
+    # the object's shape alone, the plugin (which goes by resource) must not trip over it.
+    doc = review(operation, obj=obj, old=pod() if operation == "UPDATE" else None)
+    doc["request"]["kind"]["group"] = "x"
+    chain = build_chain(["ServiceAccount"])
+    outcome = chain.admit(parse_admission_review(doc)[1], MemoryStore([service_account()]))
+    assert denial(outcome) == (400, message)

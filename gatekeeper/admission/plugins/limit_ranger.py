@@ -229,7 +229,9 @@ def merge_pod_resource_requirements(
             if isinstance(container, dict):
                 parts.extend(merge_container_resources(container, default_requests, default_limits, label))
     if parts:
-        metadata = pod.setdefault("metadata", {})
+        metadata = pod.get("metadata")
+        if not isinstance(metadata, dict):  # null decodes to an empty ObjectMeta in Go
+            metadata = pod["metadata"] = {}
         if not isinstance(metadata.get("annotations"), dict):
             metadata["annotations"] = {}
         metadata["annotations"][LIMIT_RANGER_ANNOTATION] = "LimitRanger plugin set: " + "; ".join(parts)

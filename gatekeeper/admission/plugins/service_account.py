@@ -63,6 +63,8 @@ class ServiceAccount:
             return deprecation_warnings(obj or {})
         pod = obj or {}
         spec = pod.get("spec") or {}
+        if not isinstance(spec, dict):
+            raise bad_request("spec: expected an object")
         if request.operation == UPDATE and request.sub_resource == EPHEMERAL:
             check_ephemeral_containers(request, store, pod)
         elif request.operation == CREATE:
@@ -75,7 +77,7 @@ class ServiceAccount:
     def _mount_token(
         self, request: AdmissionRequest, store: Store, account: JSONObject, spec: JSONObject
     ) -> None:
-        volumes = spec.get("volumes") or []
+        volumes = _objects(spec.get("volumes"), "spec.volumes")
         if self.secret_token_volume:
             token = token_secret_name(store, request.namespace, account)
             existing = _secret_volume(volumes, token)
@@ -157,8 +159,8 @@ def mount_token(spec: JSONObject, volume_name: str) -> bool:
     path (ephemeral containers are left alone); True if any container needed it."""
     needed = False
     for kind in ("initContainers", "containers"):
-        for container in spec.get(kind) or []:
-            mounts = container.get("volumeMounts") or []
+        for i, container in enumerate(_objects(spec.get(kind), f"spec.{kind}")):
+            mounts = _objects(container.get("volumeMounts"), f"spec.{kind}[{i}].volumeMounts")
             if not any(m.get("mountPath") == TOKEN_MOUNT_PATH for m in mounts):
                 mount = {"name": volume_name, "readOnly": True, "mountPath": TOKEN_MOUNT_PATH}
                 container["volumeMounts"] = [*mounts, mount]
@@ -253,6 +255,15 @@ def check_mirror_pod(request: AdmissionRequest, spec: JSONObject) -> None:
         for source in (volume.get("projected") or {}).get("sources") or []:
             if source.get("serviceAccountToken") is not None:
                 raise forbidden(request, "a mirror pod may not use ServiceAccountToken volume projections")
+
+
+def _objects(value: object, where: str) -> list[JSONObject]:
+    """A list of objects (absent: empty), or a 400 naming the field."""
+    if not value:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise bad_request(f"{where}: expected a list of objects")
+    return value
 
 
 def pod_account(request: AdmissionRequest, store: Store, pod: JSONObject) -> JSONObject:
