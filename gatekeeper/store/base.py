@@ -92,7 +92,7 @@ class ReportsAvailability(Protocol):
 def key_of(obj: JSONObject) -> Key:
     """(resource, namespace, name) of a stored kind; KeyError/ValueError name what is wrong."""
     kind = obj.get("kind")
-    if kind not in KIND_TO_RESOURCE:
+    if not isinstance(kind, str) or kind not in KIND_TO_RESOURCE:
         known = ", ".join(sorted(KIND_TO_RESOURCE))
         raise ValueError(f"kind: expected one of {known}, got {kind!r}")
     resource = KIND_TO_RESOURCE[kind]

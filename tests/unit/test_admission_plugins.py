@@ -222,3 +222,20 @@ def test_service_account_names_the_field_of_the_wrong_shape(obj: Any, operation:
     chain = build_chain(["ServiceAccount"])
     outcome = chain.admit(parse_admission_review(doc)[1], MemoryStore([service_account()]))
     assert denial(outcome) == (400, message)
+
+
+def test_a_claim_whose_spec_is_no_object_is_refused_naming_the_field() -> None:
+    from gatekeeper.quota.resources import QuotaError
+    from gatekeeper.quota.evaluators.pvcs import requested_storage
+
+    with pytest.raises(QuotaError, match="^spec: expected an object$"):
+        requested_storage({"kind": "PersistentVolumeClaim", "spec": "x" * 10})
+    with pytest.raises(QuotaError, match=r"^spec\.resources\.requests: expected an object$"):
+        requested_storage({"spec": {"resources": {"requests": ["1Gi"]}}})
+
+
+def test_a_manifest_whose_kind_is_a_list_is_a_value_error() -> None:
+    from gatekeeper.store.base import key_of
+
+    with pytest.raises(ValueError, match="^kind: expected one of"):
+        key_of({"kind": ["Namespace"], "metadata": {"name": "x"}})

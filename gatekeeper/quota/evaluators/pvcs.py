@@ -54,16 +54,17 @@ def _per_class(name: str) -> bool:
 
 def claim_class(obj: JSONObject) -> str:
     """The beta annotation wins over spec.storageClassName (storagehelpers.GetPersistentVolumeClaimClass)."""
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    annotations = _mapping(_mapping(obj, "metadata", ""), "annotations", "metadata.")
     if BETA_STORAGE_CLASS_ANNOTATION in annotations:
         return str(annotations[BETA_STORAGE_CLASS_ANNOTATION] or "")
-    return str((obj.get("spec") or {}).get("storageClassName") or "")
+    return str(_mapping(obj, "spec", "").get("storageClassName") or "")
 
 
 def requested_storage(obj: JSONObject) -> Quantity | None:
     """spec.resources.requests.storage, at least status.allocatedResources.storage, in whole bytes."""
-    request = _storage((obj.get("spec") or {}).get("resources") or {}, "requests", "spec.resources")
-    allocated = _storage(obj.get("status") or {}, "allocatedResources", "status")
+    resources = _mapping(_mapping(obj, "spec", ""), "resources", "spec.")
+    request = _storage(resources, "requests", "spec.resources")
+    allocated = _storage(_mapping(obj, "status", ""), "allocatedResources", "status")
     if request is None:
         return None
     largest = allocated if allocated is not None and allocated > request else request
@@ -75,8 +76,18 @@ def round_up_to_bytes(quantity: Quantity) -> Quantity:
     return Quantity(whole * NANOS_PER_UNIT, quantity.format)
 
 
+def _mapping(parent: JSONObject, field: str, where: str) -> JSONObject:
+    """parent[field] as an object ({} when absent or null); QuotaError naming the field otherwise."""
+    value = parent.get(field)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise QuotaError(f"{where}{field}: expected an object")
+    return value
+
+
 def _storage(parent: JSONObject, field: str, where: str) -> Quantity | None:
-    value = (parent.get(field) or {}).get("storage")
+    value = _mapping(parent, field, f"{where}.").get("storage")
     if value is None:
         return None
     try:

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.config.config_exception import ConfigException
 
+from gatekeeper import yamltext
 from gatekeeper.store.base import StoreError
 
 IN_CLUSTER = "in-cluster"  # --kubeconfig value that asks for the pod's service account
@@ -158,13 +160,56 @@ def _configuration(source: str) -> Configuration:
             path = Path(source).expanduser()
             if not path.is_file():
                 raise KubeConfigError(f"--kubeconfig {source}: no such file")
-            kube_config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=str(path), client_configuration=configuration
-            )
+            _load_kubeconfig(path, configuration)
     except ConfigException as exc:
         raise KubeConfigError(f"--kubeconfig {source}: {exc}") from None
     configuration.retries = False  # the reflector and the ledger decide when to try again
     return configuration
+
+
+def _load_kubeconfig(path: Path, configuration: Configuration) -> None:
+    """The client's loader, its errors worded without the file's content: it raises YAML, UTF-8,
+    base64 and type errors besides ConfigException, and its messages can quote a user entry,
+    token and all."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigException("not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        raise ConfigException(f"not YAML: {yamltext.describe(exc)}") from None
+    except RecursionError:
+        raise ConfigException("nested too deeply") from None
+    try:
+        kube_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(path), client_configuration=configuration
+        )
+    except Exception as exc:
+        reason = _without_values(str(exc) or type(exc).__name__, document)
+        raise ConfigException(f"not a usable kubeconfig: {reason}") from None
+
+
+def _without_values(message: str, document: Any) -> str:
+    """`message` with every value the file holds (4 characters or more) replaced by "...": the
+    keys name what is wrong, the values may be credentials."""
+    for value in sorted(_values(document), key=len, reverse=True):
+        message = message.replace(value, "...")
+    return message[:300]
+
+
+def _values(document: Any) -> set[str]:
+    """The scalar values of a YAML document, each container visited once (aliases share them)."""
+    found: set[str] = set()
+    seen: set[int] = set()
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict | list):
+            if id(node) not in seen:
+                seen.add(id(node))
+                stack.extend(node.values() if isinstance(node, dict) else node)
+        elif node is not None and len(text := str(node)) >= 4:
+            found.add(text)
+    return found
 
 
 def default_source() -> str | None:
