@@ -225,8 +225,8 @@ def test_service_account_names_the_field_of_the_wrong_shape(obj: Any, operation:
 
 
 def test_a_claim_whose_spec_is_no_object_is_refused_naming_the_field() -> None:
-    from gatekeeper.quota.resources import QuotaError
     from gatekeeper.quota.evaluators.pvcs import requested_storage
+    from gatekeeper.quota.resources import QuotaError
 
     with pytest.raises(QuotaError, match="^spec: expected an object$"):
         requested_storage({"kind": "PersistentVolumeClaim", "spec": "x" * 10})
