@@ -228,7 +228,7 @@ def test_a_claim_whose_spec_is_no_object_is_refused_naming_the_field() -> None:
     from gatekeeper.quota.evaluators.pvcs import requested_storage
     from gatekeeper.quota.resources import QuotaError
 
-    with pytest.raises(QuotaError, match="^spec: expected an object$"):
+    with pytest.raises(QuotaError, match=r"^spec: expected an object$"):
         requested_storage({"kind": "PersistentVolumeClaim", "spec": "x" * 10})
     with pytest.raises(QuotaError, match=r"^spec\.resources\.requests: expected an object$"):
         requested_storage({"spec": {"resources": {"requests": ["1Gi"]}}})
@@ -237,5 +237,5 @@ def test_a_claim_whose_spec_is_no_object_is_refused_naming_the_field() -> None:
 def test_a_manifest_whose_kind_is_a_list_is_a_value_error() -> None:
     from gatekeeper.store.base import key_of
 
-    with pytest.raises(ValueError, match="^kind: expected one of"):
+    with pytest.raises(ValueError, match=r"^kind: expected one of"):
         key_of({"kind": ["Namespace"], "metadata": {"name": "x"}})
