@@ -1,7 +1,7 @@
 """The bounded fuzz pass CI runs: mutated conformance requests against one real server.
 
 Bounded by count and by time (whichever ends first), so the pass stays well under a minute on a
-busy CI machine; the long run and its figures are in README (Hardening). A failure prints the
+busy CI machine; the long run is in docs/operations-hardening.md (Fuzzing). A failure prints the
 input number: `python -m tests.fuzz.http --replay N` sends that input alone and shows the answer.
 """
 

@@ -20,7 +20,7 @@ from schemathesis.checks import not_a_server_error
 from tests.fuzz.http import check, server_args, server_problems
 from tests.support.server import Server, running_server
 
-EXAMPLES = int(os.environ.get("GATEKEEPER_FUZZ_EXAMPLES", "40"))  # per operation; README: long run
+EXAMPLES = int(os.environ.get("GATEKEEPER_FUZZ_EXAMPLES", "40"))  # per operation; docs: Fuzzing
 sent: list[int] = []
 
 
