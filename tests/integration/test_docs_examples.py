@@ -133,8 +133,9 @@ def test_the_shipped_folders_lint_clean(folder: str) -> None:
     assert " error: " not in done.stdout
 
 
-def test_the_example_policy_is_the_shipped_one() -> None:
-    assert (REPO / "examples" / "abac.jsonl").read_bytes() == (REPO / "policies" / "abac.jsonl").read_bytes()
+@pytest.mark.parametrize("name", ["abac.jsonl", "tokens.csv"])
+def test_the_example_files_are_the_shipped_ones(name: str) -> None:
+    assert (REPO / "examples" / name).read_bytes() == (REPO / "policies" / name).read_bytes()
 
 
 def test_the_documented_kube_apiserver_flags_are_the_ones_webhook_config_writes(tmp_path: Path) -> None:
