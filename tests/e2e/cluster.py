@@ -1,6 +1,6 @@
 """gatekeeper in front of a real control plane, wired in only through `gatekeeper webhook-config`.
 
-The steps are the README's ("Use it from a real cluster"), run for real:
+The steps are docs/real-cluster.md's ("Use it from a real cluster"), run for real:
 1. `gatekeeper certs init` makes gatekeeper's PKI and kube-apiserver's client certificate;
 2. `gatekeeper webhook-config --url https://127.0.0.1:PORT` writes the kubeconfigs, the
    AuthorizationConfiguration, the AdmissionConfiguration and the flag files;

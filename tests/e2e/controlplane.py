@@ -69,7 +69,7 @@ def binaries() -> Path:
 
 
 def kubernetes_version() -> str:
-    """The release tests/e2e/kube/go.mod pins (the version the README says is tested)."""
+    """The release tests/e2e/kube/go.mod pins (the version docs/real-cluster.md says is tested)."""
     for line in (KUBE_DIR / "go.mod").read_text().splitlines():
         words = line.split()
         if len(words) >= 2 and words[-2] == "k8s.io/kubernetes":

@@ -119,7 +119,7 @@ def test_gatekeeper_answers_as_the_in_tree_plugins_do(
 
 
 def test_print_the_table(observed: dict[str, dict[str, dict[str, Any]]]) -> None:
-    """The table the closing note and the README quote (visible with -s)."""
+    """The table the closing note and docs/real-cluster.md quote (visible with -s)."""
     rows = ["| scenario | observation | in-tree | gatekeeper | same? |", "|---|---|---|---|---|"]
     for scenario in SCENARIOS:
         ours, theirs = observed[GATEKEEPER][scenario], observed[KUBERNETES][scenario]

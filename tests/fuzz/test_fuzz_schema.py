@@ -21,7 +21,7 @@ from tests.fuzz.http import server_args, server_problems
 from tests.fuzz.inputs import Answer, check
 from tests.support.server import Server, running_server
 
-EXAMPLES = int(os.environ.get("GATEKEEPER_FUZZ_EXAMPLES", "40"))  # per operation; README: long run
+EXAMPLES = int(os.environ.get("GATEKEEPER_FUZZ_EXAMPLES", "40"))  # per operation; docs: Fuzzing
 sent: list[int] = []
 
 

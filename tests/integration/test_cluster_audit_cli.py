@@ -253,10 +253,10 @@ def test_an_unreachable_cluster_exits_two_naming_it(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_the_readme_example_is_the_real_output(tmp_path: Path) -> None:
+def test_the_documented_example_is_the_real_output(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[2]
-    readme = (repo / "README.md").read_text()
-    shown = readme.split("$ gatekeeper audit cluster.json\n", 1)[1].split("$ echo $?", 1)[0]
-    done = audit(str(repo / "policies" / "audit" / "cluster.json"))
+    page = (repo / "docs" / "lint-audit-replay.md").read_text()
+    shown = page.split("$ gatekeeper audit audit/cluster.txt\n", 1)[1].split("$ echo $?", 1)[0]
+    done = audit(str(repo / "examples" / "audit" / "cluster.txt"))
     assert done.returncode == 1
     assert done.stdout + done.stderr == shown
