@@ -6,8 +6,17 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI") == "true":
     settings.load_profile("ci")
+
+
+@pytest.fixture(autouse=True)
+def _own_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's own gatekeeper data directory (certs/, gatekeeper.db): a test that runs serve or an
+    offline command without --data-dir never reads or writes the user's ~/.local/share/gatekeeper,
+    nor another test's state. Subprocesses inherit the variable."""
+    monkeypatch.setenv("GATEKEEPER_DATA_DIR", str(tmp_path_factory.mktemp("data")))
