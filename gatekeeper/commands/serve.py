@@ -64,7 +64,7 @@ def register(sub: Any) -> None:
     p.add_argument("--max-password-hashes-inflight", type=hash_limit, default=2, metavar="N",
                    help="password hash checks (basic auth) each worker runs at once, on threads of "
                         "their own; one more is refused at once with 429 and Retry-After (default: 2)")
-    p.add_argument("--api-audiences", default="",
+    p.add_argument("--api-audiences", default="", metavar="AUDIENCE,...",
                    help="comma-separated audiences static tokens are valid for (TokenReview); "
                         "default: defer to the API server's own")
     p.add_argument("--authorization-policy-file", type=input_file, default=None, metavar="FILE",
@@ -271,9 +271,9 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: {flag_errors(exc)}") from None
     logs.configure(settings.log_format, settings.log_level)
     try:
+        check_port(settings.bind_address, settings.secure_port)
         settings = with_dev_certificates(settings)
         check_tls_files(settings)
-        check_port(settings.bind_address, settings.secure_port)
     except ValueError as exc:
         print(f"gatekeeper serve: {exc}", file=sys.stderr)
         return 1
