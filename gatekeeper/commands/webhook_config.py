@@ -171,6 +171,9 @@ def register(sub: Any) -> None:
         metavar="NAMESPACE",
         help="namespaces the admission webhooks never see (repeatable; default kube-system)",
     )
+    p.add_argument("--service", metavar="NAMESPACE/NAME",
+                   help="gatekeeper runs in the cluster behind this Service (deploy/): the admission "
+                        "webhooks name it instead of --url, whose host must then be NAME.NAMESPACE.svc")
     p.add_argument("--name", default="gatekeeper", metavar="NAME",
                    help="name of the webhook configuration objects")
     p.set_defaults(run=run)
@@ -187,6 +190,7 @@ class Inputs:
     failure_policy: str
     exempt_namespaces: tuple[str, ...]
     name: str
+    service: tuple[str, str] | None  # (namespace, name): the admission webhooks call this Service
     authorization: AuthorizationOptions
 
 
@@ -293,7 +297,7 @@ def _webhook(
 ) -> dict[str, Any]:
     webhook: dict[str, Any] = {
         "name": f"{name or verb}.{inputs.name}.local",
-        "clientConfig": {"url": f"{inputs.url}/{verb}", "caBundle": b64(inputs.ca_pem)},
+        "clientConfig": _client_config(inputs, f"/{verb}"),
         "rules": rules,
     }
     if exempt:
@@ -313,6 +317,30 @@ def _webhook(
         "admissionReviewVersions": ["v1"],
         "timeoutSeconds": inputs.timeout_seconds,
     }
+
+
+def _client_config(inputs: Inputs, path: str) -> dict[str, Any]:
+    if inputs.service is None:
+        return {"url": inputs.url + path, "caBundle": b64(inputs.ca_pem)}
+    namespace, name = inputs.service
+    port = urlsplit(inputs.url).port or 443
+    return {"service": {"namespace": namespace, "name": name, "path": path, "port": port},
+            "caBundle": b64(inputs.ca_pem)}
+
+
+def _service(given: str | None, url: str) -> tuple[str, str] | None:
+    """--service NAMESPACE/NAME; kube-apiserver then verifies the certificate for NAME.NAMESPACE.svc,
+    and finds the admission kubeconfig's user by that host, so --url must name it."""
+    if given is None:
+        return None
+    namespace, _, name = given.partition("/")
+    if not namespace or not name or "/" in name:
+        raise ValueError(f"--service {given!r}: expected NAMESPACE/NAME")
+    host = f"{name}.{namespace}.svc"
+    if urlsplit(url).hostname != host:
+        raise ValueError(f"--service {given}: --url must be https://{host}[:PORT], the name kube-apiserver "
+                         f"calls the Service by (got {url})")
+    return namespace, name
 
 
 def webhook_configurations(inputs: Inputs) -> list[dict[str, Any]]:
@@ -470,6 +498,7 @@ def inputs_from(args: argparse.Namespace) -> Inputs:
         timeout_seconds=args.timeout_seconds,
         failure_policy=args.failure_policy,
         exempt_namespaces=tuple(args.exempt_namespace or ("kube-system",)),
+        service=_service(args.service, url),
         name=args.name,
         authorization=AuthorizationOptions(
             failure_policy=args.authorization_failure_policy,
