@@ -52,7 +52,10 @@ def version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # usage errors (2), --help and --version (0): a code, as commands return
+        return exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 2
     try:
         code: int = args.run(args)
     except KeyboardInterrupt:

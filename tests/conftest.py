@@ -5,6 +5,7 @@ long fuzz runs (README, "Fuzzing") are where new inputs are explored."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
@@ -12,6 +13,14 @@ from hypothesis import settings
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI") == "true":
     settings.load_profile("ci")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The same for what session fixtures start (the e2e control plane's gatekeeper) before any test."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GATEKEEPER_DATA_DIR", str(tmp_path_factory.mktemp("session-data")))
+        yield
 
 
 @pytest.fixture(autouse=True)
