@@ -22,7 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 CA_NAME = "ca"
 SERVER_NAME = "server"
 VALIDITY = dt.timedelta(days=365)
-# The user the default policy (policies/abac.jsonl) lets call the webhook endpoints.
+# The user serve's default --webhook-callers lets call the webhook endpoints.
 DEV_CLIENT = "kube-apiserver"
 # Kubernetes reads a user's uid from this subject attribute (x509 authenticator).
 UID_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57683.2")
