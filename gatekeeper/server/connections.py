@@ -193,9 +193,12 @@ class HandshakeWatch(asyncio.Protocol):
             handshake_failures.note(transport.get_extra_info("peername"), exc)
             transport.abort()
             return
-        except (OSError, TimeoutError, asyncio.CancelledError):  # gone mid-handshake, or timed out
+        except (OSError, TimeoutError):  # gone mid-handshake, or timed out: nothing to say
             transport.abort()
             return
+        except asyncio.CancelledError:  # the server is shutting down
+            transport.abort()
+            raise
         if tls is not None and not early.lost:
             early.hand_over(tls, self._app_factory())
 
