@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gatekeeper import paths
+
 DEFAULT_ADMISSION_PLUGINS = (
     "NamespaceLifecycle",
     "LimitRanger",
@@ -14,8 +16,6 @@ DEFAULT_ADMISSION_PLUGINS = (
     "ResourceQuota",
 )
 
-
-DEFAULT_STORE = "sqlite:///var/gatekeeper.db"  # serve's store, and where the offline commands look for it
 
 # Who may call gatekeeper's own endpoints: `user:NAME` or `group:NAME` entries. The default is the
 # client certificate `gatekeeper certs init` and `webhook-config` make for kube-apiserver (CN
@@ -45,7 +45,8 @@ class Settings(BaseModel):
     tls_cert_file: Path | None = None
     tls_private_key_file: Path | None = None
     client_ca_file: Path | None = None
-    cert_dir: Path = Path("certs")
+    data_dir: Path = Field(default_factory=paths.default_data_dir)  # certs/ and gatekeeper.db
+    cert_dir: Path = Field(default_factory=lambda: paths.cert_dir(paths.default_data_dir()))
 
     token_auth_file: Path | None = None
     basic_auth_file: Path | None = None
@@ -53,7 +54,7 @@ class Settings(BaseModel):
     api_audiences: tuple[str, ...] = ()
     max_password_hashes_inflight: int = Field(default=2, ge=1, le=256)  # per worker; beyond: 429
 
-    authorization_policy_file: Path = Path("policies/abac.jsonl")
+    authorization_policy_file: Path = Field(default_factory=paths.default_policy)
     authorization_deny_unmatched: bool = False
     shadow_authorization_policy_file: Path | None = None  # decided too, never answered (server/shadow.py)
     webhook_callers: tuple[str, ...] = DEFAULT_WEBHOOK_CALLERS  # /authorize, /authenticate, admission
@@ -64,7 +65,7 @@ class Settings(BaseModel):
     kubeconfig: str | None = None  # live state from this API server ("in-cluster" in a pod)
     quota_controller: bool = False  # with kubeconfig: recount quota usage from the watches
     quota_sync_period: float = Field(default=300.0, gt=0)  # the recount's full resync, seconds
-    store: str = DEFAULT_STORE
+    store: str = Field(default_factory=lambda: paths.store_url(paths.default_data_dir()))
     etcd_prefix: str = "/gatekeeper/"  # the etcd store's keys (--store etcd://...), as kube-apiserver's
     etcd_cafile: Path | None = None
     etcd_certfile: Path | None = None

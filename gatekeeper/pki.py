@@ -22,7 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 CA_NAME = "ca"
 SERVER_NAME = "server"
 VALIDITY = dt.timedelta(days=365)
-# The user the default policy (policies/abac.jsonl) lets call the webhook endpoints.
+# The user serve's default --webhook-callers lets call the webhook endpoints.
 DEV_CLIENT = "kube-apiserver"
 # Kubernetes reads a user's uid from this subject attribute (x509 authenticator).
 UID_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57683.2")
@@ -175,18 +175,94 @@ def load(pair: KeyPair) -> Issued:
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
+CREATED, KEPT, REISSUED = "created", "kept", "re-issued"
+
+
+@dataclass(frozen=True, slots=True)
+class DevPKI:
+    """What ensure_dev_pki found and did: each pair's fate, and the hosts the server certificate names."""
+
+    ca: KeyPair
+    server: KeyPair
+    ca_status: str
+    server_status: str
+    hosts: tuple[str, ...]
+    added: tuple[str, ...]  # hosts the server certificate did not name before
+
+
+def dev_pki(directory: Path, hosts: Sequence[str] = ()) -> DevPKI:
+    """The CA and server pairs under `directory`, created on first use. A host the server certificate
+    lacks re-issues it for the hosts it named before plus the new ones: asking for one host never
+    drops another a kube-apiserver may already be using."""
+    ca_pair, server_pair = pair(directory, CA_NAME), pair(directory, SERVER_NAME)
+    if ca_pair.cert.exists() and ca_pair.key.exists():
+        ca, ca_status = load(ca_pair), KEPT
+    else:
+        ca, ca_status = make_ca(), CREATED
+        write(ca, directory, CA_NAME)
+    exists = server_pair.cert.exists() and server_pair.key.exists()
+    before = certificate_hosts(server_pair.cert) if exists else ()
+    wanted = tuple(dict.fromkeys([*DEFAULT_HOSTS, *before, *(_normal(h) for h in hosts)]))
+    added = tuple(h for h in wanted if h not in before)
+    signed = exists and ca_status == KEPT and _signed_by(server_pair.cert, ca.certificate)
+    if signed and not (set(wanted) - set(before)):
+        return DevPKI(ca_pair, server_pair, ca_status, KEPT, before, ())
+    write(issue_server(ca, wanted), directory, SERVER_NAME)
+    return DevPKI(ca_pair, server_pair, ca_status, REISSUED if exists else CREATED, wanted,
+                  added if exists else ())
+
+
 def ensure_dev_pki(directory: Path, hosts: Sequence[str] = ()) -> tuple[KeyPair, KeyPair]:
     """(CA, server) key pairs under `directory`, created on first use; returns existing ones."""
-    ca_pair = KeyPair(directory / f"{CA_NAME}.crt", directory / f"{CA_NAME}.key")
-    server_pair = KeyPair(directory / f"{SERVER_NAME}.crt", directory / f"{SERVER_NAME}.key")
-    if ca_pair.cert.exists() and ca_pair.key.exists():
-        ca = load(ca_pair)
-    else:
-        ca = make_ca()
-        write(ca, directory, CA_NAME)
-    if not (server_pair.cert.exists() and server_pair.key.exists()) or not _covers(server_pair, hosts):
-        write(issue_server(ca, [*DEFAULT_HOSTS, *hosts]), directory, SERVER_NAME)
-    return ca_pair, server_pair
+    made = dev_pki(directory, hosts)
+    return made.ca, made.server
+
+
+def certificate_hosts(path: Path) -> tuple[str, ...]:
+    """The DNS names and IP addresses of a certificate's subjectAltName, in its order."""
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return ()
+    return tuple(str(name.value) for name in sans if isinstance(name, x509.DNSName | x509.IPAddress))
+
+
+def covers(hosts: Sequence[str], host: str) -> bool:
+    """True if a certificate naming `hosts` is valid for `host`, as a TLS client checks it
+    (a wildcard *.example.com covers exactly one label; IPs compare as addresses)."""
+    wanted = _normal(host)
+    for name in hosts:
+        if name.lower() == wanted.lower():
+            return True
+        wildcard = name.startswith("*.") and "." in wanted and not _is_ip(wanted)
+        if wildcard and wanted.split(".", 1)[1].lower() == name[2:].lower():
+            return True
+    return False
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _normal(host: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return host
+
+
+def _signed_by(cert_path: Path, ca: x509.Certificate) -> bool:
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def pair(directory: Path, stem: str) -> KeyPair:
@@ -226,24 +302,3 @@ def client_stem(user: str) -> str:
     if not stem or stem in (CA_NAME, SERVER_NAME):
         raise ValueError(f"{user!r} cannot be used as a client certificate file name")
     return stem
-
-
-def _covers(server: KeyPair, hosts: Sequence[str]) -> bool:
-    """True if the server certificate already names every host asked for."""
-    if not hosts:
-        return True
-    cert = x509.load_pem_x509_certificate(server.cert.read_bytes())
-    try:
-        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return False
-    have = {str(v) for v in sans.get_values_for_type(x509.DNSName)}
-    have |= {str(v) for v in sans.get_values_for_type(x509.IPAddress)}
-    for host in hosts:
-        try:
-            wanted = str(ipaddress.ip_address(host))
-        except ValueError:
-            wanted = host
-        if wanted not in have:
-            return False
-    return True

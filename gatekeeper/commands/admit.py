@@ -20,6 +20,7 @@ from gatekeeper.admission.outcome import Outcome
 from gatekeeper.admission.registry import TOKEN_VOLUME_MODES, PluginOptions, UnknownPlugin, parse_plugin_list
 from gatekeeper.api.admission import bad_review_response, parse_admission_review, review_response, review_uid
 from gatekeeper.api.fields import InvalidObject
+from gatekeeper.commands.files import input_file, input_or_stdin, input_path
 from gatekeeper.commands.io import answer_each
 from gatekeeper.commands.state import write_list_file
 from gatekeeper.commands.store_flags import add_store_flags, open_store_from
@@ -45,7 +46,7 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "admit", help="run AdmissionReviews through the admission chain offline (mutate, then validate)"
     )
-    p.add_argument("--state", type=Path, action="append", default=[],
+    p.add_argument("--state", type=input_path, action="append", default=[], metavar="PATH",
                    help="manifest file or folder of Namespaces, LimitRanges, ResourceQuotas, "
                         "ServiceAccounts, Secrets (repeatable)")
     add_store_flags(p, "memory://", "where the state lives while reviews run: memory:// (default), "
@@ -53,18 +54,25 @@ def register(sub: Any) -> None:
                     "is charged there, and --state replaces its manifests: name a server's store only "
                     "to change that server's state")
     p.add_argument("--enable-admission-plugins", "--admission-control", dest="enable_admission_plugins",
-                   default=",".join(DEFAULT_ADMISSION_PLUGINS))
+                   default=",".join(DEFAULT_ADMISSION_PLUGINS), metavar="PLUGIN,...",
+                   help="admission plugins, run in this order")
     p.add_argument("--service-account-token-volume", choices=TOKEN_VOLUME_MODES, default="projected",
                    help="token volume the ServiceAccount plugin mounts: projected (current Kubernetes) "
                         "or secret (the service account's token Secret)")
-    p.add_argument("--state-out", type=Path, help="write the store's objects after the last review")
-    p.add_argument("--object", type=Path, help="build the review from this object (YAML or JSON)")
-    p.add_argument("--namespace", help="with --object: the request namespace (default: the object's)")
-    p.add_argument("--user", default="admin", help="with --object: the requesting user")
-    p.add_argument("--group", action="append", default=[], help="with --object: a group (repeatable)")
-    p.add_argument("--operation", choices=("CREATE", "UPDATE", "DELETE"), default="CREATE")
+    p.add_argument("--state-out", type=Path, metavar="FILE",
+                   help="write the store's objects after the last review")
+    p.add_argument("--object", type=input_file, metavar="FILE",
+                   help="build the review from this object (YAML or JSON)")
+    p.add_argument("--namespace", metavar="NAMESPACE",
+                   help="with --object: the request namespace (default: the object's)")
+    p.add_argument("--user", default="admin", metavar="USER", help="with --object: the requesting user")
+    p.add_argument("--group", action="append", default=[], metavar="GROUP",
+                   help="with --object: a group (repeatable)")
+    p.add_argument("--operation", choices=("CREATE", "UPDATE", "DELETE"), default="CREATE",
+                   help="with --object: the request's operation")
     p.add_argument("--dry-run", action="store_true", help="with --object: a dry-run request")
-    p.add_argument("input", nargs="?", default="-", help="AdmissionReviews: JSON or JSON lines; - for stdin")
+    p.add_argument("input", nargs="?", default="-", type=input_or_stdin, metavar="FILE",
+                   help="AdmissionReviews: JSON or JSON lines; - for stdin")
     p.set_defaults(run=run)
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from gatekeeper.api.authentication import parse_token_review, token_review_response
 from gatekeeper.authn.csvfile import CredentialFileError
 from gatekeeper.authn.tokenfile import load_token_file
 from gatekeeper.authn.tokenreview import review_token
+from gatekeeper.commands.files import input_file, input_or_stdin
 from gatekeeper.commands.io import answer_each
 
 
@@ -18,11 +18,13 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "authenticate", help="decide TokenReviews offline against a token file"
     )
-    p.add_argument("--token-auth-file", type=Path, required=True)
-    p.add_argument("--api-audiences", default="",
+    p.add_argument("--token-auth-file", type=input_file, required=True, metavar="FILE",
+                   help="static tokens, kube-apiserver's CSV format (token,user,uid,\"groups\")")
+    p.add_argument("--api-audiences", default="", metavar="AUDIENCE,...",
                    help="comma-separated audiences the tokens are valid for (default: any; "
                         "answers then leave the audience check to the API server)")
-    p.add_argument("input", nargs="?", default="-", help="a JSON document or JSON lines; - for stdin")
+    p.add_argument("input", nargs="?", default="-", type=input_or_stdin, metavar="FILE",
+                   help="TokenReviews: a JSON document or JSON lines; - for stdin")
     p.set_defaults(run=run)
 
 

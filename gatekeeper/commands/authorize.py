@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from gatekeeper.api.authorization import parse_subject_access_review, review_response
 from gatekeeper.authz.evaluator import Evaluator, load_evaluator
 from gatekeeper.authz.policy import PolicyError
+from gatekeeper.commands.files import input_file, input_or_stdin
 from gatekeeper.commands.io import answer_each
 
 
@@ -17,9 +17,12 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "authorize", help="decide SubjectAccessReviews offline against an ABAC policy file"
     )
-    p.add_argument("--authorization-policy-file", type=Path, required=True)
-    p.add_argument("--authorization-deny-unmatched", action="store_true")
-    p.add_argument("input", nargs="?", default="-", help="a JSON document or JSON lines; - for stdin")
+    p.add_argument("--authorization-policy-file", type=input_file, required=True, metavar="FILE",
+                   help="the ABAC policy, one rule per line")
+    p.add_argument("--authorization-deny-unmatched", action="store_true",
+                   help="answer denied:true when no rule matches (gatekeeper is the only authorizer)")
+    p.add_argument("input", nargs="?", default="-", type=input_or_stdin, metavar="FILE",
+                   help="SubjectAccessReviews: a JSON document or JSON lines; - for stdin")
     p.set_defaults(run=run)
 
 

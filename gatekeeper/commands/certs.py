@@ -9,7 +9,8 @@ The layout is the one `gatekeeper serve` uses under --cert-dir when no TLS flags
 
 Private keys are written with mode 0600. Existing files are kept (the CA in particular, so
 certificates already handed out stay valid) unless --force; the server certificate is re-issued
-when a --host is not among its SANs.
+when a --host is not among its SANs, for the hosts it named before plus the new ones (delete
+server.crt to issue it for fewer). Each file is reported as created, kept or re-issued.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gatekeeper import pki
+from gatekeeper import paths, pki
 
 
 def register(sub: Any) -> None:
@@ -30,8 +31,10 @@ def register(sub: Any) -> None:
         help="create a dev CA, a server certificate and client certificates",
         description=__doc__.split("\n\n", 1)[0] if __doc__ else None,
     )
-    init.add_argument("--dir", type=Path, default=Path("certs"), help="where to write them (default: certs)")
-    init.add_argument("--host", action="append", default=[],
+    init.add_argument("--dir", type=Path, default=paths.cert_dir(paths.default_data_dir()), metavar="DIR",
+                      help="where to write them: serve's --cert-dir (default: DATA_DIR/certs, "
+                           f"{paths.cert_dir(paths.default_data_dir())})")
+    init.add_argument("--host", action="append", default=[], metavar="HOST",
                       help="an extra DNS name or IP address for the server certificate (repeatable)")
     init.add_argument("--client", action="append", default=[], metavar="NAME[:GROUP,...]",
                       help="a client certificate: CN=NAME, O=each GROUP (repeatable; default kube-apiserver)")
@@ -51,22 +54,38 @@ def run_init(args: argparse.Namespace) -> int:
     try:
         clients = [parse_client(spec) for spec in args.client] or [(pki.DEV_CLIENT, ())]
         directory: Path = args.dir
-        if args.force:
+        hosts = list(args.host)
+        if args.force:  # new keys and CA, for every host the old server certificate named too
+            server_cert = pki.pair(directory, pki.SERVER_NAME).cert
+            if server_cert.exists():
+                hosts = [*pki.certificate_hosts(server_cert), *hosts]
             for stem in (pki.CA_NAME, pki.SERVER_NAME):
                 for path in (directory / f"{stem}.crt", directory / f"{stem}.key"):
                     path.unlink(missing_ok=True)
-        ca, server = pki.ensure_dev_pki(directory, args.host)
-        issued = [
-            pki.ensure_dev_client(directory, name, groups, force=args.force, match_subject=True)
-            for name, groups in clients
-        ]
-    except (OSError, ValueError) as exc:
+        made = pki.dev_pki(directory, hosts)
+        issued = [_client(directory, name, groups, args.force) for name, groups in clients]
+    except OSError as exc:
+        print(f"gatekeeper certs init: --dir {directory}: {exc.filename or ''} {exc.strerror or exc}; "
+              f"name a folder this user can write", file=sys.stderr)
+        return 1
+    except ValueError as exc:
         print(f"gatekeeper certs init: {exc}", file=sys.stderr)
         return 1
-    print(f"CA:     {ca.cert} (key {ca.key})")
-    print(f"server: {server.cert} (key {server.key})")
-    for (name, groups), pair in zip(clients, issued, strict=True):
+    added = f"; added {', '.join(made.added)}" if made.added else ""
+    print(f"CA:     {made.ca.cert} (key {made.ca.key}) {made.ca_status}")
+    print(f"server: {made.server.cert} (key {made.server.key}) {made.server_status}, "
+          f"hosts {', '.join(made.hosts)}{added}")
+    for (name, groups), (pair, status) in zip(clients, issued, strict=True):
         group_text = f" groups {','.join(groups)}" if groups else ""
-        print(f"client: {pair.cert} (key {pair.key}) user {name}{group_text}")
+        print(f"client: {pair.cert} (key {pair.key}) {status}, user {name}{group_text}")
     print(f"private keys are mode 0600; {directory / '.gitignore'} keeps all of it out of git")
     return 0
+
+
+def _client(directory: Path, name: str, groups: tuple[str, ...], force: bool) -> tuple[pki.KeyPair, str]:
+    cert = pki.pair(directory, pki.client_stem(name)).cert
+    before = cert.read_bytes() if cert.exists() else None
+    issued = pki.ensure_dev_client(directory, name, groups, force=force, match_subject=True)
+    if before is None:
+        return issued, pki.CREATED
+    return issued, pki.KEPT if issued.cert.read_bytes() == before else pki.REISSUED

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gatekeeper.commands.files import input_or_stdin, kubeconfig
 from gatekeeper.inspect.checks import Audit, Context, Violation
 from gatekeeper.inspect.reports import (
     Outcome,
@@ -46,9 +47,10 @@ def register(sub: Any) -> None:
         description=f"Check every existing object against LimitRanger, ResourceQuota, NamespaceLifecycle "
         f"and ServiceAccount. A dump is the output of `{KUBECTL}` (JSON, JSON lines or YAML).",
     )
-    p.add_argument("dump", nargs="?", metavar="DUMP", help="a dump file; - for stdin")
+    p.add_argument("dump", nargs="?", type=input_or_stdin, metavar="FILE", help="a dump file; - for stdin")
     p.add_argument(
-        "--kubeconfig", metavar="PATH", help="audit the live cluster of this kubeconfig (lists only)"
+        "--kubeconfig", type=kubeconfig, metavar="FILE",
+        help="audit the live cluster this kubeconfig names (lists only); in-cluster: the pod's account",
     )
     p.add_argument(
         "--chunk-size",
@@ -57,7 +59,7 @@ def register(sub: Any) -> None:
         metavar="N",
         help=f"with --kubeconfig: objects per list page (default {PAGE_SIZE}), as kubectl's --chunk-size",
     )
-    p.add_argument("--format", choices=FORMATS, default="text")
+    p.add_argument("--format", choices=FORMATS, default="text", help="report format")
     p.add_argument(
         "--output-dir",
         type=Path,

@@ -21,7 +21,8 @@ def register(sub: Any) -> None:
         description="Prints a hash for the password column of a --basic-auth-file row. The password is "
         "read from the terminal, or from the first line of standard input when it is not a terminal.",
     )
-    p.add_argument("--algorithm", choices=ALGORITHMS, default="scrypt")
+    p.add_argument("--algorithm", choices=ALGORITHMS, default="scrypt", help="the hash kube-apiserver-style "
+                   "basic auth in gatekeeper verifies")
     p.set_defaults(run=run)
 
 

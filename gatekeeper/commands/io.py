@@ -11,6 +11,7 @@ from typing import Any, TextIO
 import orjson
 
 from gatekeeper.api.fields import InvalidObject
+from gatekeeper.commands.files import announce_stdin
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,16 +22,17 @@ class Document:
     error: str | None = None
 
 
-def read_text(path: str) -> tuple[str, str]:
+def read_text(path: str, what: str = "the input") -> tuple[str, str]:
     """(display name, text) of a file, or of stdin for "-"."""
     if path == "-":
+        announce_stdin(what)
         return "<stdin>", sys.stdin.read()
     return path, Path(path).read_text(encoding="utf-8")
 
 
-def documents(path: str) -> Iterator[Document]:
+def documents(path: str, what: str = "JSON documents") -> Iterator[Document]:
     """Yield each JSON document: the whole input if it is one document, else one per line."""
-    name, text = read_text(path)
+    name, text = read_text(path, what)
     try:
         yield Document(name, 1, orjson.loads(text))
         return

@@ -16,6 +16,7 @@ import orjson
 
 from gatekeeper.authz.attributes import Attributes
 from gatekeeper.authz.policy import PolicyError, Rule, load_policy_file
+from gatekeeper.commands.files import input_file, input_path
 from gatekeeper.lint import abac, credentials, manifests
 from gatekeeper.lint.explain import diff, permissions, render_diff, render_permissions
 from gatekeeper.lint.report import Finding, RuleInfo, as_json, as_sarif, as_text, exit_code
@@ -35,32 +36,36 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "lint", help="lint ABAC policies, token/basic-auth files and state manifests (exit 0/1/2)"
     )
-    p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files or folders")
+    p.add_argument("paths", nargs="*", type=input_path, metavar="PATH", help="files or folders")
     p.add_argument("--kind", choices=KINDS, help="treat every file as this kind instead of detecting it")
-    p.add_argument("--format", choices=["text", "json", "sarif"], default="text")
+    p.add_argument("--format", choices=["text", "json", "sarif"], default="text", help="report format")
     p.add_argument(
         "--token-auth-file",
-        type=Path,
+        type=input_file,
         action="append",
         default=[],
+        metavar="FILE",
         help="a credential source: policy users and groups it does not know are reported",
     )
-    p.add_argument("--basic-auth-file", type=Path, action="append", default=[], help="a credential source")
+    p.add_argument("--basic-auth-file", type=input_file, action="append", default=[], metavar="FILE",
+                   help="a credential source, as --token-auth-file (repeatable)")
     p.add_argument(
         "--client-cert",
-        type=Path,
+        type=input_path,
         action="append",
         default=[],
+        metavar="PATH",
         help="a client certificate (or a folder of *.crt/*.pem): its CN and O are known subjects",
     )
     p.add_argument("--explain", metavar="USER", help="print the effective permissions of USER instead")
     p.add_argument(
-        "--group", action="append", default=[], help="with --explain: a group of USER (repeatable)"
+        "--group", action="append", default=[], metavar="GROUP",
+        help="with --explain: a group of USER (repeatable)",
     )
     p.add_argument(
         "--diff",
         nargs=2,
-        type=Path,
+        type=input_file,
         metavar=("OLD", "NEW"),
         help="print which grants a policy change adds and removes, per subject, each proven by a request "
         "one policy allows and the other does not (exact: none missed, none invented)",

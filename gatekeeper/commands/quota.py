@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from gatekeeper.commands.files import input_or_stdin
 from gatekeeper.commands.io import read_text
 from gatekeeper.commands.store_flags import add_server_store_flags, open_store_from
 from gatekeeper.quota.check import seeds
@@ -28,15 +29,21 @@ def register(sub: Any) -> None:
     )
     add_server_store_flags(reconcile)
     reconcile.add_argument("--dry-run", action="store_true", help="print the recount, write nothing")
-    reconcile.add_argument("input", nargs="?", default="-", help="a JSON or YAML List; - for stdin")
+    reconcile.add_argument("--allow-empty", action="store_true",
+                           help="accept an input without objects (it sets every quota's usage to zero)")
+    reconcile.add_argument("input", nargs="?", default="-", type=input_or_stdin, metavar="FILE",
+                           help="a JSON or YAML List; - for stdin")
     reconcile.set_defaults(run=run_reconcile)
 
 
 def run_reconcile(args: argparse.Namespace) -> int:
     try:
-        name, text = read_text(args.input)
+        name, text = read_text(args.input, f"the live objects (`{KUBECTL}`)")
         objects = live_objects(text, name)
-        store = open_store_from(args)
+        if not objects and not (args.allow_empty or args.dry_run):
+            return _fail(f"{name} holds no objects: reconciling it would set every quota's usage to zero; "
+                         f"pipe in `{KUBECTL}`, or pass --allow-empty if the cluster really is empty")
+        store = open_store_from(args, create=False)
         try:
             recounts = _recount(store, objects)
             if not args.dry_run:

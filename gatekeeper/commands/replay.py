@@ -9,7 +9,6 @@ import argparse
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
 import orjson
@@ -18,6 +17,7 @@ from gatekeeper.api.audit_events import DECISION_ANNOTATION, OtherStage, Unmappe
 from gatekeeper.authz.evaluator import load_evaluator
 from gatekeeper.authz.policy import PolicyError, gc_paused
 from gatekeeper.authz.replay import Direction, Replay, Seen
+from gatekeeper.commands.files import announce_stdin, input_file, input_or_stdin
 
 MAX_REASONS = 100  # distinct reasons an event was not decided, kept with their first example
 
@@ -30,19 +30,20 @@ def register(sub: Any) -> None:
     p.add_argument(
         "logs",
         nargs="+",
-        metavar="AUDIT_LOG",
+        type=input_or_stdin,
+        metavar="FILE",
         help="kube-apiserver audit log files (JSON lines, or one EventList); - for stdin",
     )
     p.add_argument(
         "--authorization-policy-file",
-        type=Path,
+        type=input_file,
         required=True,
         metavar="FILE",
         help="the new ABAC policy the requests are decided under",
     )
     p.add_argument(
         "--baseline-policy-file",
-        type=Path,
+        type=input_file,
         metavar="FILE",
         help=f"the policy to compare with (default: each event's recorded {DECISION_ANNOTATION})",
     )
@@ -151,7 +152,10 @@ def _items(name: str, event_list: dict[str, Any], skipped: Skipped) -> Iterator[
 
 
 def _open(path: str) -> IO[bytes]:
-    return sys.stdin.buffer if path == "-" else open(path, "rb")
+    if path == "-":
+        announce_stdin("audit events (JSON lines)")
+        return sys.stdin.buffer
+    return open(path, "rb")
 
 
 def _text(replay: Replay, skipped: Skipped, args: argparse.Namespace) -> str:

@@ -16,12 +16,13 @@ import orjson
 import uvicorn
 from pydantic import ValidationError
 
-from gatekeeper import pki
-from gatekeeper.commands.store_flags import add_store_flags
+from gatekeeper import paths, pki
+from gatekeeper.commands.files import input_file, input_path, kubeconfig, tls_file
+from gatekeeper.commands.store_flags import add_data_dir_flag, add_store_flags, store_url
+from gatekeeper.commands.tls_check import check_port, check_tls_files
 from gatekeeper.config import (
     DEFAULT_ADMISSION_PLUGINS,
     DEFAULT_METRICS_READERS,
-    DEFAULT_STORE,
     DEFAULT_WEBHOOK_CALLERS,
     Settings,
     check_identity,
@@ -32,27 +33,46 @@ log = logging.getLogger("gatekeeper.serve")
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("serve", help="run the HTTPS webhook server")
-    p.add_argument("--bind-address", default="127.0.0.1")
-    p.add_argument("--secure-port", type=int, default=8443)
-    p.add_argument("--tls-cert-file", type=Path)
-    p.add_argument("--tls-private-key-file", type=Path)
-    p.add_argument("--client-ca-file", type=Path)
-    p.add_argument("--cert-dir", type=Path, default=Path("certs"),
-                   help="where dev certificates are made when no TLS flags are given")
-    p.add_argument("--token-auth-file", type=Path)
-    p.add_argument("--basic-auth-file", type=Path)
-    p.add_argument("--anonymous-auth", action=argparse.BooleanOptionalAction, default=False)
+    p: argparse.ArgumentParser = sub.add_parser(
+        "serve", help="run the HTTPS webhook server",
+        description="Serve authentication, ABAC authorization and admission over HTTPS for a "
+                    "kube-apiserver (and anyone --webhook-callers names). With no flags: "
+                    "https://127.0.0.1:8443, the packaged example policy, a dev PKI and the state in "
+                    "--data-dir; start-up logs where each is.",
+    )
+    p.add_argument("--bind-address", default="127.0.0.1", metavar="IP",
+                   help="address to listen on; 0.0.0.0 (or ::) to serve a cluster")
+    p.add_argument("--secure-port", type=int, default=8443, metavar="PORT", help="HTTPS port")
+    p.add_argument("--tls-cert-file", type=tls_file, metavar="FILE",
+                   help="serving certificate (PEM); with --tls-private-key-file. Default: the dev "
+                        "certificate in --cert-dir, made on first run")
+    p.add_argument("--tls-private-key-file", type=tls_file, metavar="FILE",
+                   help="private key of --tls-cert-file (PEM)")
+    p.add_argument("--client-ca-file", type=tls_file, metavar="FILE",
+                   help="CA bundle that verifies client certificates (default: the dev CA when no TLS "
+                        "flags are given, else none)")
+    add_data_dir_flag(p)
+    p.add_argument("--cert-dir", type=Path, default=None, metavar="DIR",
+                   help="where dev certificates are made when no TLS flags are given "
+                        "(default: DATA_DIR/certs)")
+    p.add_argument("--token-auth-file", type=input_file, metavar="FILE",
+                   help="static bearer tokens, kube-apiserver's CSV format (token,user,uid,\"groups\")")
+    p.add_argument("--basic-auth-file", type=input_file, metavar="FILE",
+                   help="basic-auth users: password or password hash,user,uid,\"groups\"")
+    p.add_argument("--anonymous-auth", action=argparse.BooleanOptionalAction, default=False,
+                   help="treat unauthenticated callers as system:anonymous instead of refusing them")
     p.add_argument("--max-password-hashes-inflight", type=hash_limit, default=2, metavar="N",
                    help="password hash checks (basic auth) each worker runs at once, on threads of "
                         "their own; one more is refused at once with 429 and Retry-After (default: 2)")
-    p.add_argument("--api-audiences", default="",
+    p.add_argument("--api-audiences", default="", metavar="AUDIENCE,...",
                    help="comma-separated audiences static tokens are valid for (TokenReview); "
                         "default: defer to the API server's own")
-    p.add_argument("--authorization-policy-file", type=Path, default=Path("policies/abac.jsonl"))
+    p.add_argument("--authorization-policy-file", type=input_file, default=None, metavar="FILE",
+                   help="ABAC policy, one rule per line, reloaded on change (default: the packaged "
+                        "example, gatekeeper/defaults/abac.jsonl)")
     p.add_argument("--authorization-deny-unmatched", action="store_true",
                    help="answer denied:true when no rule matches (gatekeeper is the only authorizer)")
-    p.add_argument("--shadow-authorization-policy-file", type=Path, default=None, metavar="FILE",
+    p.add_argument("--shadow-authorization-policy-file", type=input_file, default=None, metavar="FILE",
                    help="decide every SubjectAccessReview a second time under FILE, never changing the "
                         "answer: agreements and disagreements counted in /metrics, each disagreement "
                         "audited with both reasons; reloaded like the policy (default: none)")
@@ -65,8 +85,9 @@ def register(sub: Any) -> None:
                    metavar="user:NAME|group:NAME,...",
                    help="who may GET /metrics and /quota (default: user:kube-apiserver,user:prometheus)")
     p.add_argument("--enable-admission-plugins", "--admission-control", dest="enable_admission_plugins",
-                   default=",".join(DEFAULT_ADMISSION_PLUGINS))
-    p.add_argument("--kubeconfig", default=None, metavar="PATH",
+                   default=",".join(DEFAULT_ADMISSION_PLUGINS), metavar="PLUGIN,...",
+                   help="admission plugins, run in this order")
+    p.add_argument("--kubeconfig", type=kubeconfig, default=None, metavar="FILE",
                    help="live state: list and watch the cluster's Namespaces, LimitRanges, "
                         "ResourceQuotas, ServiceAccounts and Secrets from the API server this kubeconfig "
                         "names, and charge quota on the ResourceQuota objects themselves; 'in-cluster' "
@@ -80,31 +101,34 @@ def register(sub: Any) -> None:
     p.add_argument("--quota-sync-period", type=float, default=300.0, metavar="SECONDS",
                    help="--quota-controller's full recount interval, as kube-controller-manager's "
                         "--resource-quota-sync-period (default: 300)")
-    p.add_argument("--state", type=Path, action="append", default=[],
+    p.add_argument("--state", type=input_path, action="append", default=[], metavar="PATH",
                    help="standalone: manifest file or folder (repeatable)")
-    add_store_flags(p, DEFAULT_STORE,
+    add_store_flags(p, None,
                     "admission state: sqlite:///PATH (sqlite:////abs/path), memory://, or "
                     "etcd://HOST:PORT[,HOST:PORT...] shared by several replicas")
     p.add_argument("--service-account-token-volume", choices=("projected", "secret"), default="projected",
                    help="token volume the ServiceAccount plugin mounts: projected (current Kubernetes) "
                         "or secret (the service account's token Secret)")
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--reload-interval", type=float, default=1.0)
-    p.add_argument("--reload-settle", type=float, default=1.0,
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes")
+    p.add_argument("--reload-interval", type=float, default=1.0, metavar="SECONDS",
+                   help="how often the policy, credential and state files are checked for changes")
+    p.add_argument("--reload-settle", type=float, default=1.0, metavar="SECONDS",
                    help="seconds a changed file must stay unchanged (size, mtime) before a poll loads "
                         "it; SIGHUP loads at once")
-    p.add_argument("--max-request-bytes", type=int, default=3 * 1024 * 1024)
-    p.add_argument("--max-json-depth", type=int, default=64,
+    p.add_argument("--max-request-bytes", type=int, default=3 * 1024 * 1024, metavar="BYTES",
+                   help="refuse larger request bodies (413), as kube-apiserver's 3 MiB")
+    p.add_argument("--max-json-depth", type=int, default=64, metavar="N",
                    help="refuse request bodies nested deeper than this (400)")
     add_connection_flags(p)
-    p.add_argument("--log-level", default="info")
-    p.add_argument("--log-format", choices=("text", "json"), default="text")
-    p.add_argument("--audit-log-path", type=Path,
+    p.add_argument("--log-level", default="info", metavar="LEVEL",
+                   help="debug, info, warning, error or critical")
+    p.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
+    p.add_argument("--audit-log-path", type=Path, metavar="FILE",
                    help="write one JSON line per decision to this file")
-    p.add_argument("--audit-log-maxsize", type=int, default=100,
+    p.add_argument("--audit-log-maxsize", type=int, default=100, metavar="MB",
                    help="rotate the audit log when it reaches this many megabytes "
                         "(0: 100, as kube-apiserver reads it)")
-    p.add_argument("--audit-log-maxbackup", type=int, default=10,
+    p.add_argument("--audit-log-maxbackup", type=int, default=10, metavar="N",
                    help="rotated audit log files to keep (0: keep them all, as kube-apiserver does)")
     p.set_defaults(run=run)
 
@@ -138,6 +162,8 @@ def hash_limit(text: str) -> int:
     return value
 
 
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     plugins = tuple(p.strip() for p in args.enable_admission_plugins.split(",") if p.strip())
     return Settings(
@@ -146,13 +172,14 @@ def settings_from(args: argparse.Namespace) -> Settings:
         tls_cert_file=args.tls_cert_file,
         tls_private_key_file=args.tls_private_key_file,
         client_ca_file=args.client_ca_file,
-        cert_dir=args.cert_dir,
+        data_dir=args.data_dir,
+        cert_dir=args.cert_dir or paths.cert_dir(args.data_dir),
         token_auth_file=args.token_auth_file,
         basic_auth_file=args.basic_auth_file,
         anonymous_auth=args.anonymous_auth,
         max_password_hashes_inflight=args.max_password_hashes_inflight,
         api_audiences=tuple(a.strip() for a in args.api_audiences.split(",") if a.strip()),
-        authorization_policy_file=args.authorization_policy_file,
+        authorization_policy_file=args.authorization_policy_file or paths.default_policy(),
         authorization_deny_unmatched=args.authorization_deny_unmatched,
         shadow_authorization_policy_file=args.shadow_authorization_policy_file,
         webhook_callers=args.webhook_callers,
@@ -162,7 +189,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         kubeconfig=live_source(args),
         quota_controller=args.quota_controller,
         quota_sync_period=args.quota_sync_period,
-        store=args.store,
+        store=store_url(args),
         etcd_prefix=args.etcd_prefix,
         etcd_cafile=args.etcd_cafile,
         etcd_certfile=args.etcd_certfile,
@@ -197,7 +224,7 @@ def identities(text: str) -> tuple[str, ...]:
 def live_source(args: argparse.Namespace) -> str | None:
     """--kubeconfig, or in a pod (and with no standalone state asked for) the in-cluster config."""
     if args.kubeconfig:
-        if args.state or args.store != DEFAULT_STORE:
+        if args.state or args.store is not None:
             raise SystemExit(
                 "error: --state and --store go with standalone mode; with --kubeconfig the API "
                 "server's objects are the state and its ResourceQuotas the quota ledger (drop them, "
@@ -216,8 +243,13 @@ def with_dev_certificates(settings: Settings) -> Settings:
     if settings.tls_cert_file and settings.tls_private_key_file:
         return settings
     if settings.tls_cert_file or settings.tls_private_key_file:
-        raise SystemExit("error: --tls-cert-file and --tls-private-key-file go together")
-    ca, server = pki.ensure_dev_pki(settings.cert_dir)
+        raise ValueError("--tls-cert-file and --tls-private-key-file go together: give both, or neither "
+                         "for the dev certificate in --cert-dir")
+    try:
+        ca, server = pki.ensure_dev_pki(settings.cert_dir)
+    except OSError as exc:
+        raise ValueError(f"--cert-dir {settings.cert_dir}: {exc.strerror or exc}; name a folder this user "
+                         f"can write (or --data-dir)") from None
     log.info("no TLS flags: serving the dev certificate %s (CA %s)", server.cert, ca.cert)
     if settings.client_ca_file is None:  # the dev CA verifies clients: give kube-apiserver a certificate
         client = pki.ensure_dev_client(settings.cert_dir, pki.DEV_CLIENT)
@@ -237,9 +269,27 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise SystemExit(f"error: {flag_errors(exc)}") from None
     logs.configure(settings.log_format, settings.log_level)
-    settings = with_dev_certificates(settings)
+    try:
+        check_port(settings.bind_address, settings.secure_port)
+        settings = with_dev_certificates(settings)
+        check_tls_files(settings)
+    except ValueError as exc:
+        print(f"gatekeeper serve: {exc}", file=sys.stderr)
+        return 1
+    log_locations(settings)
     with _metrics_dir(settings.workers):
         return _serve(settings)
+
+
+def log_locations(settings: Settings) -> None:
+    """Say where everything is: a newcomer should not have to guess which files a server uses."""
+    log.info("data directory %s (--data-dir)", settings.data_dir)
+    log.info("policy %s (--authorization-policy-file)", settings.authorization_policy_file)
+    if settings.kubeconfig is None:
+        log.info("state %s (--store; reset with `gatekeeper state reset --yes`)", settings.store)
+    if settings.token_auth_file is None and settings.basic_auth_file is None:
+        log.info("no token or basic-auth file: example dev-only credentials are in %s (--token-auth-file, "
+                 "--basic-auth-file)", paths.packaged(""))
 
 
 def flag_errors(exc: ValidationError) -> str:

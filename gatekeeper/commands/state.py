@@ -11,8 +11,9 @@ from typing import Any, TextIO
 import orjson
 import yaml
 
+from gatekeeper.commands.files import input_or_stdin
 from gatekeeper.commands.io import read_text
-from gatekeeper.commands.store_flags import add_server_store_flags, open_store_from
+from gatekeeper.commands.store_flags import add_server_store_flags, open_store_from, store_url
 from gatekeeper.quota.resources import QuotaError
 from gatekeeper.quota.status import namespace_quotas, with_usage
 from gatekeeper.store.base import JSONObject, Store, StoreError, key_of
@@ -29,18 +30,30 @@ def register(sub: Any) -> None:
         "limitranges,resourcequotas,serviceaccounts,secrets -A -o json`",
     )
     add_server_store_flags(sync)
-    sync.add_argument("input", nargs="?", default="-", help="a JSON or YAML List; - for stdin")
+    sync.add_argument("--allow-empty", action="store_true",
+                      help="accept an input without objects (it empties the store)")
+    sync.add_argument("input", nargs="?", default="-", type=input_or_stdin, metavar="FILE",
+                      help="a JSON or YAML List; - for stdin")
     sync.set_defaults(run=run_sync)
     show = actions.add_parser("show", help="print the store's objects as a kind: List")
     add_server_store_flags(show)
-    show.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    show.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml", help="output format")
     show.set_defaults(run=run_show)
+    reset = actions.add_parser(
+        "reset", help="delete every object and all quota usage from the store (a fresh start)"
+    )
+    add_server_store_flags(reset)
+    reset.add_argument("--yes", action="store_true", help="really delete; without it, say what would go")
+    reset.set_defaults(run=run_reset)
 
 
 def run_sync(args: argparse.Namespace) -> int:
     try:
-        name, text = read_text(args.input)
+        name, text = read_text(args.input, "the objects to sync (kubectl get ... -o json)")
         objects = parse_objects(text, name)
+        if not objects and not args.allow_empty:
+            return _fail(f"{name} holds no objects: syncing it would empty the store; pass the output of "
+                         f"`kubectl get ... -o json`, or --allow-empty to empty it")
         store = open_store_from(args)
         try:
             store.replace_all(objects)
@@ -53,7 +66,7 @@ def run_sync(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     counts = Counter(obj["kind"] for obj in objects)
     summary = ", ".join(f"{kind}: {n}" for kind, n in sorted(counts.items())) or "nothing"
-    print(f"synced {len(objects)} objects into {args.store} ({summary})", file=sys.stderr)
+    print(f"synced {len(objects)} objects into {store_url(args)} ({summary})", file=sys.stderr)
     return 0
 
 
@@ -72,13 +85,33 @@ def _namespace(obj: JSONObject) -> str:
 
 def run_show(args: argparse.Namespace) -> int:
     try:
-        store = open_store_from(args)
+        store = open_store_from(args, create=False)
         try:
             write_list(sys.stdout, store, args.output)
         finally:
             store.close()
     except (StoreURLError, StoreError) as exc:
         return _fail(str(exc))
+    return 0
+
+
+def run_reset(args: argparse.Namespace) -> int:
+    try:
+        store = open_store_from(args, create=False)
+        try:
+            objects = store.all()
+            if args.yes:
+                quotas = [key_of(obj) for obj in objects if obj.get("kind") == "ResourceQuota"]
+                store.replace_all([])
+                store.quota_ledger.reconcile({(ns, name): {} for _kind, ns, name in quotas})
+        finally:
+            store.close()
+    except (StoreURLError, StoreError) as exc:
+        return _fail(str(exc))
+    if not args.yes:
+        return _fail(f"would delete {len(objects)} objects and all quota usage from {store_url(args)}; "
+                     f"add --yes to do it")
+    print(f"reset {store_url(args)}: deleted {len(objects)} objects and all quota usage", file=sys.stderr)
     return 0
 
 

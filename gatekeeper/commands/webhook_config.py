@@ -35,7 +35,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from gatekeeper import pki
+from gatekeeper import paths, pki
+from gatekeeper.commands.files import CERTS_HINT, tls_file
+from gatekeeper.commands.tls_check import check_pair, load_certificates
 
 AUTHORIZATION_CONFIG = "authorization-config.yaml"
 AUTHORIZATION_KUBECONFIG = "authorization-webhook.kubeconfig"
@@ -103,32 +105,47 @@ def register(sub: Any) -> None:
         help="write kube-apiserver's webhook kubeconfigs and the admission webhook manifests",
         description=__doc__.split("\n\n", 1)[0] if __doc__ else None,
     )
-    p.add_argument("--url", required=True, help="gatekeeper's base URL as the API server reaches it")
-    p.add_argument("--out-dir", type=Path, default=Path("webhook-config"))
+    p.add_argument("--url", required=True, metavar="URL",
+                   help="gatekeeper's base URL as the API server reaches it; its host must be named by "
+                        "the serving certificate")
+    p.add_argument("--out-dir", type=Path, default=Path("webhook-config"), metavar="DIR",
+                   help="where to write the files")
     p.add_argument(
         "--cert-dir",
         type=Path,
-        default=Path("certs"),
-        help="the dev PKI of `gatekeeper certs init` (default: certs)",
+        default=paths.cert_dir(paths.default_data_dir()),
+        metavar="DIR",
+        help="the dev PKI of `gatekeeper certs init` and `serve` (default: DATA_DIR/certs, "
+             f"{paths.cert_dir(paths.default_data_dir())})",
     )
     p.add_argument(
-        "--ca-file", type=Path, help="the CA of gatekeeper's serving certificate (default: CERT_DIR/ca.crt)"
+        "--ca-file", type=tls_file, metavar="FILE",
+        help="the CA of gatekeeper's serving certificate (default: CERT_DIR/ca.crt)",
+    )
+    p.add_argument(
+        "--serving-cert", type=tls_file, metavar="FILE",
+        help="gatekeeper's serving certificate (serve's --tls-cert-file), whose names --url's host must "
+             "be among (default: CERT_DIR/server.crt)",
     )
     p.add_argument(
         "--client-cert",
-        type=Path,
+        type=tls_file,
+        metavar="FILE",
         help="kube-apiserver's client certificate (default: CERT_DIR/kube-apiserver.crt)",
     )
-    p.add_argument("--client-key", type=Path, help="its private key (default: CERT_DIR/kube-apiserver.key)")
+    p.add_argument("--client-key", type=tls_file, metavar="FILE",
+                   help="its private key (default: CERT_DIR/kube-apiserver.key)")
     p.add_argument(
         "--config-dir",
         type=Path,
+        metavar="DIR",
         help="where these files will be on the API server's host (default: --out-dir, absolute)",
     )
     p.add_argument(
         "--timeout-seconds",
         type=int,
         default=3,
+        metavar="SECONDS",
         help="admission webhook timeout, 1..30 (3: a slow webhook must not stall the API server)",
     )
     p.add_argument("--failure-policy", choices=("Fail", "Ignore"), default="Fail",
@@ -136,13 +153,13 @@ def register(sub: Any) -> None:
     p.add_argument("--authorization-failure-policy", choices=("NoOpinion", "Deny"), default="NoOpinion",
                    help="the authorization webhook's failurePolicy: NoOpinion lets the next authorizer "
                         "(RBAC) decide while gatekeeper is unreachable (default: NoOpinion)")
-    p.add_argument("--authorization-timeout-seconds", type=int, default=3,
+    p.add_argument("--authorization-timeout-seconds", type=int, default=3, metavar="SECONDS",
                    help="authorization webhook timeout, 1..30 (default: 3)")
-    p.add_argument("--authorized-ttl", default="5m0s",
+    p.add_argument("--authorized-ttl", default="5m0s", metavar="DURATION",
                    help="how long kube-apiserver caches an allow (Go duration; default: 5m0s)")
-    p.add_argument("--unauthorized-ttl", default="30s",
+    p.add_argument("--unauthorized-ttl", default="30s", metavar="DURATION",
                    help="how long kube-apiserver caches a deny or no-opinion (Go duration; default: 30s)")
-    p.add_argument("--token-cache-ttl", default="2m0s",
+    p.add_argument("--token-cache-ttl", default="2m0s", metavar="DURATION",
                    help="how long kube-apiserver caches a TokenReview answer (Go duration; default: 2m0s)")
     p.add_argument("--authorization-skip-group", action="append", default=None, metavar="GROUP",
                    help="callers in this group are never sent to gatekeeper's authorizer "
@@ -154,7 +171,11 @@ def register(sub: Any) -> None:
         metavar="NAMESPACE",
         help="namespaces the admission webhooks never see (repeatable; default kube-system)",
     )
-    p.add_argument("--name", default="gatekeeper", help="name of the webhook configuration objects")
+    p.add_argument("--service", metavar="NAMESPACE/NAME",
+                   help="gatekeeper runs in the cluster behind this Service (deploy/): the admission "
+                        "webhooks name it instead of --url, whose host must then be NAME.NAMESPACE.svc")
+    p.add_argument("--name", default="gatekeeper", metavar="NAME",
+                   help="name of the webhook configuration objects")
     p.set_defaults(run=run)
 
 
@@ -169,6 +190,7 @@ class Inputs:
     failure_policy: str
     exempt_namespaces: tuple[str, ...]
     name: str
+    service: tuple[str, str] | None  # (namespace, name): the admission webhooks call this Service
     authorization: AuthorizationOptions
 
 
@@ -275,7 +297,7 @@ def _webhook(
 ) -> dict[str, Any]:
     webhook: dict[str, Any] = {
         "name": f"{name or verb}.{inputs.name}.local",
-        "clientConfig": {"url": f"{inputs.url}/{verb}", "caBundle": b64(inputs.ca_pem)},
+        "clientConfig": _client_config(inputs, f"/{verb}"),
         "rules": rules,
     }
     if exempt:
@@ -295,6 +317,30 @@ def _webhook(
         "admissionReviewVersions": ["v1"],
         "timeoutSeconds": inputs.timeout_seconds,
     }
+
+
+def _client_config(inputs: Inputs, path: str) -> dict[str, Any]:
+    if inputs.service is None:
+        return {"url": inputs.url + path, "caBundle": b64(inputs.ca_pem)}
+    namespace, name = inputs.service
+    port = urlsplit(inputs.url).port or 443
+    return {"service": {"namespace": namespace, "name": name, "path": path, "port": port},
+            "caBundle": b64(inputs.ca_pem)}
+
+
+def _service(given: str | None, url: str) -> tuple[str, str] | None:
+    """--service NAMESPACE/NAME; kube-apiserver then verifies the certificate for NAME.NAMESPACE.svc,
+    and finds the admission kubeconfig's user by that host, so --url must name it."""
+    if given is None:
+        return None
+    namespace, _, name = given.partition("/")
+    if not namespace or not name or "/" in name:
+        raise ValueError(f"--service {given!r}: expected NAMESPACE/NAME")
+    host = f"{name}.{namespace}.svc"
+    if urlsplit(url).hostname != host:
+        raise ValueError(f"--service {given}: --url must be https://{host}[:PORT], the name kube-apiserver "
+                         f"calls the Service by (got {url})")
+    return namespace, name
 
 
 def webhook_configurations(inputs: Inputs) -> list[dict[str, Any]]:
@@ -427,15 +473,20 @@ def inputs_from(args: argparse.Namespace) -> Inputs:
     if not 1 <= args.authorization_timeout_seconds <= 30:
         raise ValueError("--authorization-timeout-seconds must be between 1 and 30 (kube-apiserver's limits)")
     cert_dir: Path = args.cert_dir
-    ca_file = args.ca_file or cert_dir / "ca.crt"
+    ca_file = args.ca_file or _in_cert_dir(cert_dir, pki.CA_NAME + ".crt", "--ca-file")
+    load_certificates(ca_file, "--ca-file" if args.ca_file else "--cert-dir")
+    check_serving_host(url, args.serving_cert or cert_dir / f"{pki.SERVER_NAME}.crt", args)
     if (args.client_cert is None) != (args.client_key is None):
         raise ValueError("--client-cert and --client-key go together")
     if args.client_cert is None:
         client = pki.pair(cert_dir, pki.client_stem(pki.DEV_CLIENT))
         if not (client.cert.exists() and client.key.exists()):
+            _in_cert_dir(cert_dir, pki.CA_NAME + ".key", "--client-cert and --client-key")
             client = pki.ensure_dev_client(cert_dir, pki.DEV_CLIENT)
+        check_pair(client.cert, client.key, "--cert-dir", "--cert-dir")
         cert_file, key_file = client.cert, client.key
     else:
+        check_pair(args.client_cert, args.client_key, "--client-cert", "--client-key")
         cert_file, key_file = args.client_cert, args.client_key
     config_dir = args.config_dir or args.out_dir.resolve()
     return Inputs(
@@ -447,6 +498,7 @@ def inputs_from(args: argparse.Namespace) -> Inputs:
         timeout_seconds=args.timeout_seconds,
         failure_policy=args.failure_policy,
         exempt_namespaces=tuple(args.exempt_namespace or ("kube-system",)),
+        service=_service(args.service, url),
         name=args.name,
         authorization=AuthorizationOptions(
             failure_policy=args.authorization_failure_policy,
@@ -457,6 +509,35 @@ def inputs_from(args: argparse.Namespace) -> Inputs:
             skipped_groups=_skipped_groups(args.authorization_skip_group),
         ),
     )
+
+
+def _in_cert_dir(cert_dir: Path, name: str, instead: str) -> Path:
+    path = cert_dir / name
+    if not path.is_file():
+        raise ValueError(f"--cert-dir {cert_dir}: no {name}; run `gatekeeper certs init --dir {cert_dir} "
+                         f"--host HOST` (or `gatekeeper serve` once), or pass {instead} ({CERTS_HINT})")
+    return path
+
+
+def check_serving_host(url: str, serving_cert: Path, args: argparse.Namespace) -> None:
+    """kube-apiserver checks gatekeeper's certificate against --url's host: a host it does not name
+    fails every webhook call with an x509 error, so refuse here, before any file is written."""
+    host = urlsplit(url).hostname or ""
+    if not serving_cert.is_file():
+        if args.serving_cert is None and args.ca_file is not None:  # their own PKI, no certificate given
+            print(f"gatekeeper webhook-config: not checking --url's host {host} against a serving "
+                  f"certificate: pass --serving-cert to check it", file=sys.stderr)
+            return
+        raise ValueError(f"--cert-dir {serving_cert.parent}: no {serving_cert.name} to check --url's host "
+                         f"against; run `gatekeeper certs init --dir {serving_cert.parent} --host {host}` "
+                         f"or pass --serving-cert")
+    load_certificates(serving_cert, "--serving-cert")
+    names = pki.certificate_hosts(serving_cert)
+    if not pki.covers(names, host):
+        fix = (f"`gatekeeper certs init --dir {serving_cert.parent} --host {host}` adds it (a running "
+               f"serve picks it up)" if args.serving_cert is None else "issue a certificate that names it")
+        raise ValueError(f"--url {url}: the serving certificate {serving_cert} does not name {host} "
+                         f"(it names {', '.join(names) or 'nothing'}); {fix}")
 
 
 def _skipped_groups(given: list[str] | None) -> tuple[str, ...]:

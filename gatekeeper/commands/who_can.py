@@ -16,6 +16,7 @@ import orjson
 from gatekeeper.authn.csvfile import CredentialFileError, read_rows
 from gatekeeper.authn.user import UserInfo
 from gatekeeper.authz.policy import PolicyError, load_policy_file
+from gatekeeper.commands.files import input_file
 from gatekeeper.lint.whocan import Grant, KnownUser, grants, known_users, request_of
 
 
@@ -33,11 +34,12 @@ def register(sub: Any) -> None:
         "-n",
         "--namespace",
         default="",
+        metavar="NAMESPACE",
         help="the request's namespace (default: none, a cluster-scoped or all-namespaces request)",
     )
     p.add_argument(
         "--authorization-policy-file",
-        type=Path,
+        type=input_file,
         action="append",
         required=True,
         metavar="FILE",
@@ -45,7 +47,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--token-auth-file",
-        type=Path,
+        type=input_file,
         action="append",
         default=[],
         metavar="FILE",
@@ -53,7 +55,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--basic-auth-file",
-        type=Path,
+        type=input_file,
         action="append",
         default=[],
         metavar="FILE",

@@ -29,6 +29,7 @@ import asyncio
 import functools
 import logging
 import resource
+import ssl
 import time
 import weakref
 from collections.abc import Callable
@@ -149,11 +150,150 @@ def new_event_loop(handshake_timeout: float) -> asyncio.AbstractEventLoop:
 
 
 class HandshakeTimeoutLoop(_BaseLoop):
-    """Every TLS server this loop creates times out the handshakes of its connections."""
+    """Every TLS server this loop creates times out the handshakes of its connections, and runs
+    them itself (HandshakeWatch) so that a failed one is logged."""
 
     handshake_timeout: float = 10.0
 
-    async def create_server(self, *args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("ssl") is not None:
-            kwargs.setdefault("ssl_handshake_timeout", self.handshake_timeout)
-        return await super().create_server(*args, **kwargs)
+    async def create_server(self, protocol_factory: Callable[[], Any], *args: Any, **kwargs: Any) -> Any:
+        context = kwargs.pop("ssl", None)
+        if context is None:
+            return await super().create_server(protocol_factory, *args, **kwargs)
+        timeout = kwargs.pop("ssl_handshake_timeout", None) or self.handshake_timeout
+        watch = functools.partial(HandshakeWatch, self, protocol_factory, context, timeout)
+        return await super().create_server(watch, *args, **kwargs)
+
+
+class HandshakeWatch(asyncio.Protocol):
+    """The TCP side of a TLS connection until its handshake is done. uvloop's server-side TLS drops
+    a failed handshake without a word (the caller sees "Empty reply from server"); run through
+    loop.start_tls, the failure surfaces here with the peer's address, for handshake_failures."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, app_factory: Callable[[], Any],
+                 context: ssl.SSLContext, timeout: float) -> None:
+        self._loop, self._app_factory, self._context, self._timeout = loop, app_factory, context, timeout
+
+    def connection_made(self, transport: Any) -> None:  # uvloop's TCPTransport, not an asyncio.Transport
+        self._hello: list[bytes] = []
+        self._task = self._loop.create_task(self._handshake(transport))
+
+    def data_received(self, data: bytes) -> None:
+        """uvloop reads before the task below starts: the ClientHello waits here."""
+        self._hello.append(data)
+
+    async def _handshake(self, transport: Any) -> None:
+        early = _Early()
+        # Runs after start_tls has put its TLS protocol on the transport, before it starts the handshake.
+        self._loop.call_soon(self._hand_hello_over, transport)
+        try:
+            tls = await self._loop.start_tls(
+                transport, early, self._context, server_side=True, ssl_handshake_timeout=self._timeout
+            )
+        except ssl.SSLError as exc:
+            handshake_failures.note(transport.get_extra_info("peername"), exc)
+            transport.abort()
+            return
+        except (OSError, TimeoutError):  # gone mid-handshake, or timed out: nothing to say
+            transport.abort()
+            return
+        except asyncio.CancelledError:  # the server is shutting down
+            transport.abort()
+            raise
+        if tls is not None and not early.lost:
+            early.hand_over(tls, self._app_factory())
+
+    def _hand_hello_over(self, transport: Any) -> None:
+        protocol = transport.get_protocol()
+        for data in self._hello:
+            if hasattr(protocol, "buffer_updated"):  # uvloop's SSLProtocol is a buffered protocol
+                view = memoryview(data)
+                while view:
+                    buffer = protocol.get_buffer(len(view))
+                    size = min(len(buffer), len(view))
+                    buffer[:size] = view[:size]
+                    protocol.buffer_updated(size)
+                    view = view[size:]
+            else:
+                protocol.data_received(data)
+        self._hello.clear()
+
+
+class _Early(asyncio.Protocol):
+    """The TLS connection's protocol from the end of the handshake until the app's takes over: what
+    the caller sends right after its handshake arrives before start_tls returns, and must wait."""
+
+    def __init__(self) -> None:
+        self.data: list[bytes] = []
+        self.eof = self.lost = False
+
+    def data_received(self, data: bytes) -> None:
+        self.data.append(data)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        return True  # keep the connection: the app decides once it has it
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+
+    def hand_over(self, tls: Any, app: Any) -> None:
+        tls.set_protocol(app)
+        app.connection_made(tls)
+        for chunk in self.data:
+            if tls.is_closing():
+                return
+            app.data_received(chunk)
+        if self.eof and not tls.is_closing() and not app.eof_received():
+            tls.close()
+
+
+# What an OpenSSL reason most often means for gatekeeper's callers.
+_HANDSHAKE_HINTS = (
+    ("CERTIFICATE_VERIFY_FAILED", "its client certificate does not verify against --client-ca-file"),
+    ("UNKNOWN_CA", "it does not trust the serving certificate's CA (give it the caBundle of webhook-config)"),
+    ("BAD_CERTIFICATE", "it refused the serving certificate (its CA, or --url's host not in its names)"),
+    ("CERTIFICATE_UNKNOWN", "it refused the serving certificate (its CA, or --url's host not in its names)"),
+    ("HTTP_REQUEST", "plain HTTP sent to the HTTPS port: use https://"),
+    ("WRONG_VERSION_NUMBER", "not TLS, or a TLS version below 1.2"),
+    ("UNSUPPORTED_PROTOCOL", "a TLS version below 1.2"),
+    ("NO_SHARED_CIPHER", "no cipher in common (TLS 1.2 needs ECDHE with AES-GCM or ChaCha20-Poly1305)"),
+)
+_HANDSHAKE_LOG_INTERVAL = 60.0  # seconds between lines about one peer address
+_HANDSHAKE_PEERS_KEPT = 1024  # addresses remembered; beyond, the oldest are forgotten
+
+
+class _HandshakeLog:
+    """One warning per peer address per interval, with how many more failed since the last."""
+
+    def __init__(self) -> None:
+        self._peers: dict[str, tuple[float, int]] = {}  # address -> (last logged, failures since)
+
+    def note(self, peer: Any, exc: ssl.SSLError) -> None:
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown peer"
+        now = time.monotonic()
+        last, since = self._peers.get(address, (float("-inf"), 0))
+        if now - last < _HANDSHAKE_LOG_INTERVAL:
+            self._peers[address] = (last, since + 1)
+            return
+        self._peers.pop(address, None)
+        self._peers[address] = (now, 0)
+        if len(self._peers) > _HANDSHAKE_PEERS_KEPT:
+            del self._peers[next(iter(self._peers))]
+        reason = exc.reason or exc.strerror or str(exc)
+        detail = getattr(exc, "verify_message", None)  # SSLCertVerificationError: which check failed
+        if detail:
+            reason = f"{reason}: {detail}"
+        hint = next((h for key, h in _HANDSHAKE_HINTS if key in reason), "")
+        more = f"; {since} more from {address} since the last line" if since else ""
+        log.warning("TLS handshake from %s failed: %s%s%s", _peer_text(peer), reason,
+                    f" ({hint})" if hint else "", more)
+
+
+def _peer_text(peer: Any) -> str:
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host = str(peer[0])
+        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
+    return "unknown peer"
+
+
+handshake_failures = _HandshakeLog()

@@ -103,7 +103,8 @@ def test_http(case: dict[str, Any], servers: PluginServers, tmp_path: Path,
     _server, client, store_url = servers.get(case["plugin"])
     state = tmp_path / "state.json"
     state.write_text(json.dumps(state_list(case)))
-    assert main(["state", "sync", "--store", store_url, str(state)]) == 0, capsys.readouterr().err
+    synced = main(["state", "sync", "--store", store_url, "--allow-empty", str(state)])
+    assert synced == 0, capsys.readouterr().err
     response = client.post("/admit?timeout=10s", json=case["request"])
     assert response.status_code == 200, response.text
     check(case, response.json())

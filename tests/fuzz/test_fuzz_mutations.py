@@ -1,7 +1,7 @@
 """The bounded fuzz passes CI runs: the HTTP run against one real server, and the in-process run.
 
 Bounded by count and by time (whichever ends first), so each pass stays well under a minute on a
-busy CI machine; the long runs and their figures are in docs/operations-hardening.md (Fuzzing). A failure prints the
+busy CI machine; the long runs are in docs/operations-hardening.md (Fuzzing). A failure prints the
 input number: `python -m tests.fuzz.http --replay N` (or tests.fuzz.inproc) sends that input alone
 and shows the answer.
 """

@@ -95,6 +95,7 @@ def test_a_bad_manifest_or_plugin_is_refused_clearly(
 ) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("kind: Namespace\nmetadata: {name: a}\n---\nkind: LimitRange\nmetadata: {name: l}\n")
+    (tmp_path / "none.json").write_text("")
     assert main(["admit", "--state", str(bad), str(tmp_path / "none.json")]) == 1
     assert capsys.readouterr().err == (
         f"gatekeeper admit: {bad}: document 1: metadata.namespace: a LimitRange must name its namespace\n"

@@ -158,6 +158,7 @@ def test_usage_errors_exit_two_with_a_clear_message(
     tmp_path: Path, args: tuple[str, ...], message: str
 ) -> None:
     (tmp_path / "dump.json").write_text('{"apiVersion": "v1", "kind": "List", "items": []}')
+    (tmp_path / "kc").write_text("apiVersion: v1\nkind: Config\n")  # flags check files as they are parsed
     done = subprocess.run(
         [sys.executable, "-m", "gatekeeper.cli", "audit", *args],
         cwd=tmp_path,

@@ -404,6 +404,8 @@ def test_serve_raises_its_open_file_limit_to_the_hard_limit(tmp_path_factory: py
 def test_a_bad_limit_flag_is_named_without_a_traceback(
     tmp_path: Path, flag: str, value: str, words: str
 ) -> None:
+    (tmp_path / "state.json").write_text('{"kind":"List","items":[]}')
+    (tmp_path / "policy.jsonl").write_text(POLICY)
     result = subprocess.run(
         [sys.executable, "-m", "gatekeeper.cli", "serve", *BASE_ARGS, flag, value],
         cwd=tmp_path, capture_output=True, text=True, timeout=60,

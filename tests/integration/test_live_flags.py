@@ -14,7 +14,7 @@ CASES = {
     "no such kubeconfig": (["--kubeconfig", "nope.kubeconfig"], "--kubeconfig nope.kubeconfig: no such file"),
     "not a kubeconfig": (["--kubeconfig", "abac.jsonl"], "--kubeconfig abac.jsonl: "),
     "state with kubeconfig": (
-        ["--kubeconfig", "abac.jsonl", "--state", "x.yaml"],
+        ["--kubeconfig", "abac.jsonl", "--state", "abac.jsonl"],
         "--state and --store go with",
     ),
     "store with kubeconfig": (

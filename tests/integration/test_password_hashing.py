@@ -272,5 +272,5 @@ def test_a_bad_hash_limit_is_a_usage_error(tmp_path: Path, value: str, message: 
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 2
-    assert f"argument --max-password-hashes-inflight: {message}" in result.stderr
+    assert f"gatekeeper serve: --max-password-hashes-inflight {message}" in result.stderr
     assert "Traceback" not in result.stderr

@@ -138,7 +138,8 @@ def test_a_list_entry_without_user_or_group_stops_serve(tmp_path: Path, value: s
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 2
-    assert f"argument --webhook-callers: {value!r}: expected user:NAME or group:NAME" in result.stderr
+    expected = f"gatekeeper serve: --webhook-callers {value!r}: expected user:NAME or group:NAME"
+    assert result.stderr.startswith(expected)
     assert "Traceback" not in result.stderr
 
 

@@ -105,8 +105,9 @@ def test_bad_input_is_a_clear_error(
     assert (
         "items[0]: expected a Kubernetes object with apiVersion, kind and metadata" in capsys.readouterr().err
     )
-    assert main(["quota", "reconcile", "--store", store_url, str(tmp_path / "missing.json")]) == 1
-    assert "No such file or directory" in capsys.readouterr().err
+    missing = tmp_path / "missing.json"
+    assert main(["quota", "reconcile", "--store", store_url, str(missing)]) == 2  # a usage error
+    assert f"FILE {missing}: no such file" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
