@@ -57,12 +57,14 @@ from tests.fuzz import inputs
 from tests.fuzz.mutations import ODD_STRINGS, STRUCTURAL
 
 POLICIES = inputs.ROOT.parent / "policies"
+EXAMPLES = inputs.ROOT.parent / "examples"
 SECRET = "Zq9SECRETmark"  # in every secret of every seed: no error message may quote it
 TIMEOUT = 30.0
 # Size comes from whole lines and files repeated; a structural mutation keeps the file small, since
 # the YAML loaders (PyYAML's pure-Python one in the kubernetes client) take seconds per megabyte.
 FILE_STRUCTURAL = {name: m for name, m in STRUCTURAL.items() if name not in ("many_elements", "huge_string")}
 MAX_REPEAT = 1_000_000  # bytes a repeated file grows to, at most
+MAX_FILE = 8 << 20  # chained mutations (repeat, then 5,000 more lines) could otherwise build gigabytes
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the fuzzer's own parsing and writing only
 DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 TLS_ERRORS = (ssl.SSLError, OSError, ValueError)  # what server/tls.py catches when a new file is refused
@@ -123,7 +125,7 @@ def _manifest_objects() -> list[dict[str, Any]]:
 
 def _manifest_seeds() -> list[bytes]:
     objects = _manifest_objects()
-    state = (POLICIES / "admission" / "state.yaml").read_bytes()
+    state = (EXAMPLES / "admission" / "state.yaml").read_bytes()
     return [json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}).encode(),
             "---\n".join(yaml.safe_dump(o) for o in objects).encode(),
             state + b"---\n" + yaml.safe_dump(objects[-1]).encode()]
@@ -212,6 +214,8 @@ def mutate_file(kind: Kind, rng: random.Random) -> tuple[str, bytes]:
         else:
             name, data = _by_byte(data, rng)
         names.append(name)
+        if len(data) > MAX_FILE:
+            data, names = data[:MAX_FILE], [*names, "cut"]
         if name == "yaml-alias-fan":
             break  # parsed again it would be expanded here, by the fuzzer
     return "+".join(names), data
