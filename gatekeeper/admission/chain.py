@@ -47,8 +47,8 @@ class Chain:
         name = ""
         try:
             for plugin in self.mutating:
+                name = plugin.name  # before handles(): it reads the request too
                 if plugin.handles(request):
-                    name = plugin.name
                     _collect(warnings, plugin.admit(request, obj, store))
         except (AdmissionDenied, StoreError, *MALFORMED) as exc:
             return _refused(exc, name, warnings, request)
@@ -65,8 +65,8 @@ class Chain:
         name = ""
         try:
             for plugin in self.validating:
+                name = plugin.name  # before handles(): it reads the request too
                 if plugin.handles(request):
-                    name = plugin.name
                     _collect(warnings, plugin.validate(request, request.object, store))
         except (AdmissionDenied, StoreError, *MALFORMED) as exc:
             return _refused(exc, name, warnings, request)

@@ -83,6 +83,8 @@ def pod_matches(
 ) -> bool:
     """podMatchesScopeFunc; `best_effort` computes the pod's QoS only when a scope asks for it."""
     spec = pod.get("spec") or {}
+    if not isinstance(spec, Mapping):
+        raise QuotaError("spec: expected an object")
     scope = requirement.scope
     if scope == TERMINATING:
         return is_terminating(spec)
@@ -100,6 +102,8 @@ def pod_matches(
 
 
 def is_terminating(spec: Mapping[str, Any]) -> bool:
+    if not isinstance(spec, Mapping):
+        raise QuotaError("spec: expected an object")
     deadline = spec.get("activeDeadlineSeconds")
     return isinstance(deadline, int) and not isinstance(deadline, bool) and deadline >= 0
 

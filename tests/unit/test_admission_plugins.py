@@ -239,3 +239,11 @@ def test_a_manifest_whose_kind_is_a_list_is_a_value_error() -> None:
 
     with pytest.raises(ValueError, match=r"^kind: expected one of"):
         key_of({"kind": ["Namespace"], "metadata": {"name": "x"}})
+
+
+def test_a_pod_spec_that_is_no_object_is_a_quota_error_not_an_attribute_error() -> None:
+    from gatekeeper.quota.resources import QuotaError
+    from gatekeeper.quota.scopes import is_terminating
+
+    with pytest.raises(QuotaError, match=r"^spec: expected an object$"):
+        is_terminating("...")  # type: ignore[arg-type]

@@ -37,7 +37,10 @@ class ResourceQuota:
         if not request.namespace or _is_namespace_creation(request):
             return False
         evaluator = evaluator_for(request.resource.group, request.resource.resource)
-        return evaluator is not None and evaluator.handles(request)
+        try:
+            return evaluator is not None and evaluator.handles(request)
+        except QuotaError as exc:  # an UPDATE's old or new object the evaluator cannot read
+            raise bad_request(f"cannot measure quota usage: {exc}") from None
 
     def validate(self, request: AdmissionRequest, obj: JSONObject | None, store: Store) -> Warnings:
         evaluator = evaluator_for(request.resource.group, request.resource.resource)

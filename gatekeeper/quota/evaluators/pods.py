@@ -154,7 +154,10 @@ def is_best_effort(pod: JSONObject) -> bool:
 
 
 def _has_pod_level_resources(pod: JSONObject) -> bool:
-    resources = (pod.get("spec") or {}).get("resources") or {}
+    spec = pod.get("spec") or {}
+    resources = (spec.get("resources") if isinstance(spec, dict) else None) or {}
+    if not isinstance(resources, dict):
+        raise QuotaError("spec.resources: expected an object")
     names = [*(resources.get("requests") or {}), *(resources.get("limits") or {})]
     return any(PodLevel.CPU_MEMORY_HUGEPAGES.supports(str(name)) for name in names)
 
