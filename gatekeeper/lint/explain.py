@@ -10,7 +10,7 @@ from gatekeeper.authz.attributes import Attributes
 from gatekeeper.authz.evaluator import subject_matches
 from gatekeeper.authz.policy import Rule
 from gatekeeper.lint.coverage import RuleIndex, grant, matches_nobody
-from gatekeeper.lint.witness import witness
+from gatekeeper.lint.witness import Witnesses
 
 READ_VERBS = "get, list, watch"
 
@@ -99,12 +99,12 @@ def diff(old: Sequence[Rule], new: Sequence[Rule]) -> list[Change]:
 
 
 def _one_side(rules: Sequence[Rule], other: Sequence[Rule], change: str, covered: str) -> list[Change]:
-    other_grants, index = {grant(r) for r in other}, RuleIndex(other)
+    other_grants, index, witnesses = {grant(r) for r in other}, RuleIndex(other), Witnesses(other, rules)
     changes: list[Change] = []
     for rule in rules:
         if grant(rule) in other_grants or matches_nobody(rule):
             continue
-        proof = witness(rule, other)
+        proof = witnesses.of(rule)
         note = ""
         if proof is None:
             coverer = index.first_coverer(rule, exclude_same_grant=False)
