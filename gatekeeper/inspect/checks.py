@@ -317,11 +317,7 @@ def limit_range_violations(
         results = [(name, aggregate(validate_pod(items, defaulted, None))) for name, items in limit_ranges]
     except PodResourceError as exc:
         return [Violation(MALFORMED, ref, str(exc))]
-    return [
-        Violation(LIMIT_RANGE, ref, f"limitrange {name}: {message}")
-        for name, message in results
-        if message is not None
-    ]
+    return _refusals(ref, results)
 
 
 def check_pvc(context: Context, pvc: JSONObject) -> list[Violation]:
@@ -334,6 +330,11 @@ def check_pvc(context: Context, pvc: JSONObject) -> list[Violation]:
         results = [(name, aggregate(validate_pvc(items, pvc, None))) for name, items in limit_ranges]
     except PodResourceError as exc:
         return [Violation(MALFORMED, ref, str(exc))]
+    return _refusals(ref, results)
+
+
+def _refusals(ref: ObjectRef, results: list[tuple[str, str | None]]) -> list[Violation]:
+    """One finding per LimitRange whose check refused, named by the range."""
     return [
         Violation(LIMIT_RANGE, ref, f"limitrange {name}: {message}")
         for name, message in results
