@@ -14,12 +14,12 @@ from dataclasses import dataclass, replace
 from gatekeeper.authn.user import AUTHENTICATED, UserInfo
 from gatekeeper.authz.attributes import Attributes
 from gatekeeper.authz.evaluator import (
-    linear_first_match,
+    Evaluator,
     non_resource_matches,
     resource_matches,
     verb_matches,
 )
-from gatekeeper.authz.policy import Rule
+from gatekeeper.authz.policy import Policy, Rule
 from gatekeeper.lint.coverage import matches_nobody
 from gatekeeper.lint.explain import subject_of
 
@@ -69,10 +69,11 @@ def known_users(
     rules: Sequence[Rule], a: Attributes, users: Sequence[tuple[UserInfo, str]]
 ) -> list[KnownUser]:
     """Each credential-file user the policy lets make `a`, with the earliest rule that does."""
+    evaluator = Evaluator(Policy("who-can", tuple(rules), 0, ""))  # indexed once, not a scan per user
     allowed = []
     for user, origin in users:
         groups = tuple(dict.fromkeys((*user.groups, AUTHENTICATED)))
-        rule = linear_first_match(rules, replace(a, user=user.name, groups=groups))
+        rule = evaluator.first_match(replace(a, user=user.name, groups=groups))
         if rule is not None:
             allowed.append(KnownUser(user, origin, rule.source))
     return allowed
