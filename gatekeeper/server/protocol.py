@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -322,7 +322,7 @@ if HttpToolsProtocol is not None:
             """Read and drop what still comes for a moment, then close: closing with unread input
             would reset the connection and could destroy the 431 before the client reads it (Go
             waits 500 ms for the same reason, closeWriteAndWait)."""
-            self.parser = _Discard()  # type: ignore[assignment]
+            self.parser = _Discard(self._limits.max_header_bytes, self.transport.close)  # type: ignore[assignment]
             self.loop.call_later(_LINGER, self.transport.close)
 
     TLSProtocol: type[Any] = TLSHttpToolsProtocol
@@ -331,7 +331,13 @@ else:  # pragma: no cover
 
 
 class _Discard:
-    """Stands in for the parser after a refusal: input is read and dropped."""
+    """Stands in for the parser after a refusal: input is read and dropped, up to `budget` bytes;
+    a client that keeps sending past it is closed at once rather than drained for the linger."""
+
+    def __init__(self, budget: int, close: Callable[[], None]) -> None:
+        self._budget, self._close = budget, close
 
     def feed_data(self, data: bytes) -> None:
-        pass
+        self._budget -= len(data)
+        if self._budget < 0:
+            self._close()
