@@ -20,7 +20,7 @@ from gatekeeper.admission.outcome import Outcome
 from gatekeeper.admission.plugin import MutatingPlugin, Plugin, ValidatingPlugin, Warnings
 from gatekeeper.admission.registry import PluginOptions, build_plugins
 from gatekeeper.admission.request import AdmissionRequest, JSONObject
-from gatekeeper.store.base import Store, StoreError
+from gatekeeper.admission.state import Store, StoreError
 
 log = logging.getLogger("gatekeeper.admission")
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import ClassVar, Protocol, runtime_checkable
 
 from gatekeeper.admission.request import AdmissionRequest, JSONObject
-from gatekeeper.store.base import Store
+from gatekeeper.admission.state import Store
 
 Warnings = Sequence[str] | None
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gatekeeper.quantity import Quantity, QuantityError, parse_json_quantity
+from gatekeeper.k8s.quantity import Quantity, QuantityError, parse_json_quantity
 
 ResourceList = dict[str, Quantity]
 """Resource name → quantity, e.g. {"cpu": 500m, "memory": 1Gi}; a missing key means "not set"."""

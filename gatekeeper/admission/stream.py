@@ -12,7 +12,7 @@ import logging
 
 from gatekeeper.admission.errors import bad_request
 from gatekeeper.admission.request import CREATE, DELETE, UPDATE, AdmissionRequest, JSONObject
-from gatekeeper.store.base import NAMESPACES, Store, key_of
+from gatekeeper.admission.state import NAMESPACES, Store, key_of
 
 log = logging.getLogger("gatekeeper.admission")
 

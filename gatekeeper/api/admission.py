@@ -20,9 +20,9 @@ from gatekeeper.admission.request import (
     GroupVersionResource,
     JSONObject,
 )
-from gatekeeper.api import fields
-from gatekeeper.api.objects import check_object
 from gatekeeper.authn.user import UserInfo
+from gatekeeper.k8s import fields
+from gatekeeper.k8s.objects import check_object
 
 GROUP = "admission.k8s.io"
 VERSIONS = ("v1", "v1beta1")

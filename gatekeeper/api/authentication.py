@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gatekeeper.api import fields
 from gatekeeper.authn.tokenreview import TokenReviewResult
+from gatekeeper.k8s import fields
 
 GROUP = "authentication.k8s.io"
 VERSIONS = ("v1", "v1beta1")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gatekeeper.api import fields
 from gatekeeper.authz.attributes import Attributes, Decision
+from gatekeeper.k8s import fields
 
 GROUP = "authorization.k8s.io"
 VERSIONS = ("v1", "v1beta1")

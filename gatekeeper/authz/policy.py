@@ -22,9 +22,9 @@ from typing import Any, NamedTuple
 import orjson
 import yaml
 
-from gatekeeper import yamltext
 from gatekeeper.authn.user import AUTHENTICATED
 from gatekeeper.authz.schema import field_types
+from gatekeeper.k8s import yamltext
 
 GROUP = "abac.authorization.kubernetes.io"
 V0 = f"{GROUP}/v0"

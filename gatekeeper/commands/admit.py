@@ -18,17 +18,17 @@ import yaml
 from gatekeeper.admission.chain import Chain, build_chain
 from gatekeeper.admission.outcome import Outcome
 from gatekeeper.admission.registry import TOKEN_VOLUME_MODES, PluginOptions, UnknownPlugin, parse_plugin_list
+from gatekeeper.admission.state import Store, StoreError
 from gatekeeper.api.admission import bad_review_response, parse_admission_review, review_response, review_uid
-from gatekeeper.api.fields import InvalidObject
+from gatekeeper.backends.factory import StoreURLError
+from gatekeeper.backends.manifests import ManifestError, ManifestSync
 from gatekeeper.commands.files import input_file, input_or_stdin, input_path
 from gatekeeper.commands.io import answer_each
 from gatekeeper.commands.state import write_list_file
 from gatekeeper.commands.store_flags import add_store_flags, open_store_from
 from gatekeeper.config import DEFAULT_ADMISSION_PLUGINS
-from gatekeeper.store.base import Store, StoreError
-from gatekeeper.store.factory import StoreURLError
-from gatekeeper.store.manifests import ManifestError, ManifestSync
-from gatekeeper.yamltext import YAMLTextError, documents
+from gatekeeper.k8s.fields import InvalidObject
+from gatekeeper.k8s.yamltext import YAMLTextError, documents
 
 # kinds the human form knows how to name as resources; others get a lower-case plural guess
 _RESOURCES = {

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gatekeeper.admission.state import StoreError
+from gatekeeper.backends.kube.client import KubeClient, KubeConfigError
 from gatekeeper.commands.files import input_or_stdin, kubeconfig
 from gatekeeper.inspect.checks import Audit, Context, Violation
 from gatekeeper.inspect.reports import (
@@ -26,8 +28,6 @@ from gatekeeper.inspect.reports import (
 )
 from gatekeeper.inspect.sources import PAGE_SIZE, ClusterSource, DumpSource, Source, SourceError
 from gatekeeper.lint.report import Severity
-from gatekeeper.store.base import StoreError
-from gatekeeper.store.kube.client import KubeClient, KubeConfigError
 
 FORMATS = ("text", "json", "sarif", "policyreport")
 KUBECTL = (

@@ -10,8 +10,8 @@ from typing import Any, TextIO
 
 import orjson
 
-from gatekeeper.api.fields import InvalidObject
 from gatekeeper.commands.files import announce_stdin
+from gatekeeper.k8s.fields import InvalidObject
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,17 +6,17 @@ import argparse
 import sys
 from typing import Any
 
+from gatekeeper.admission.quota.check import seeds
+from gatekeeper.admission.quota.quotas import parse_quota
+from gatekeeper.admission.quota.reconcile import LiveObject, Recount, live_object, recount
+from gatekeeper.admission.quota.resources import QuotaError, to_strings
+from gatekeeper.admission.quota_usage import quota_objects
+from gatekeeper.admission.state import Store, StoreError
+from gatekeeper.backends.factory import StoreURLError
 from gatekeeper.commands.files import input_or_stdin
 from gatekeeper.commands.io import read_text
 from gatekeeper.commands.store_flags import add_server_store_flags, open_store_from
-from gatekeeper.quota.check import seeds
-from gatekeeper.quota.quotas import parse_quota
-from gatekeeper.quota.reconcile import LiveObject, Recount, live_object, recount
-from gatekeeper.quota.resources import QuotaError, to_strings
-from gatekeeper.quota.status import quota_objects
-from gatekeeper.store.base import Store, StoreError
-from gatekeeper.store.factory import StoreURLError
-from gatekeeper.yamltext import YAMLTextError, documents
+from gatekeeper.k8s.yamltext import YAMLTextError, documents
 
 KUBECTL = "kubectl get pods,services,secrets,configmaps,persistentvolumeclaims -A -o json"
 

@@ -233,7 +233,7 @@ def live_source(args: argparse.Namespace) -> str | None:
         return str(args.kubeconfig)
     if args.state:
         return None
-    from gatekeeper.store.kube.client import default_source
+    from gatekeeper.backends.kube.client import default_source
 
     return default_source()
 

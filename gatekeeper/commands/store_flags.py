@@ -11,10 +11,10 @@ import argparse
 from pathlib import Path
 
 from gatekeeper import paths
+from gatekeeper.admission.state import Store
+from gatekeeper.backends.etcd.options import EtcdOptions
+from gatekeeper.backends.factory import StoreURLError, open_store
 from gatekeeper.commands.files import input_file
-from gatekeeper.store.base import Store
-from gatekeeper.store.etcd_options import EtcdOptions
-from gatekeeper.store.factory import StoreURLError, open_store
 
 DEFAULT_ETCD_PREFIX = "/gatekeeper/"
 

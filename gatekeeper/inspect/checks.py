@@ -42,12 +42,12 @@ from gatekeeper.admission.plugins.service_account import (
     unmountable_secret,
 )
 from gatekeeper.admission.podresources import PodResourceError
+from gatekeeper.admission.quota.evaluators.base import Evaluator
+from gatekeeper.admission.quota.quotas import Quota, parse_quota
+from gatekeeper.admission.quota.reconcile import LiveObject, charge, covered_evaluators, live_object
+from gatekeeper.admission.quota.resources import QuotaError, ResourceList, from_strings, pretty
+from gatekeeper.k8s.quantity import ZERO
 from gatekeeper.lint.report import RuleInfo, Severity
-from gatekeeper.quantity import ZERO
-from gatekeeper.quota.evaluators.base import Evaluator
-from gatekeeper.quota.quotas import Quota, parse_quota
-from gatekeeper.quota.reconcile import LiveObject, charge, covered_evaluators, live_object
-from gatekeeper.quota.resources import QuotaError, ResourceList, from_strings, pretty
 
 JSONObject = dict[str, Any]
 

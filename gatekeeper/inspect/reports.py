@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 import yaml
 
+from gatekeeper.admission.quota.reconcile import resource_of
 from gatekeeper.inspect.checks import NAMESPACE_MISSING, RULES, Violation
 from gatekeeper.lint.report import Finding, Severity, as_sarif
-from gatekeeper.quota.reconcile import resource_of
 
 REPORT_API = "wgpolicyk8s.io/v1alpha2"
 REPORT_NAME = "gatekeeper-audit"

@@ -27,9 +27,10 @@ from urllib.parse import quote
 
 import orjson
 
-from gatekeeper.store.base import JSONObject, storable
-from gatekeeper.store.kube.client import ApiError, KubeClient, api_error
-from gatekeeper.yamltext import YAMLTextError, documents
+from gatekeeper.admission.state import JSONObject
+from gatekeeper.backends.kube.client import ApiError, KubeClient, api_error
+from gatekeeper.backends.storable import storable
+from gatekeeper.k8s.yamltext import YAMLTextError, documents
 
 CHUNK = 1 << 20
 MAX_OBJECT = 16 << 20  # no API object is near this (etcd's default request limit is 1.5 MiB)
@@ -55,7 +56,7 @@ class Source(Protocol):
 
 
 def stripped(obj: JSONObject) -> JSONObject:
-    """A Secret without its data (gatekeeper.store.base.storable); a ConfigMap without its data."""
+    """A Secret without its data (gatekeeper.admission.state.storable); a ConfigMap without its data."""
     kind = obj.get("kind")
     if kind == "ConfigMap":
         return {key: value for key, value in obj.items() if key not in ("data", "binaryData")}

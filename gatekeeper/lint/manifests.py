@@ -11,10 +11,10 @@ from typing import Any
 
 import yaml
 
+from gatekeeper.admission.state import JSONObject
+from gatekeeper.backends.manifests import ManifestError, load_manifests, manifest_files
+from gatekeeper.k8s.quantity import Quantity, QuantityError, exceeds_ratio, parse_json_quantity
 from gatekeeper.lint.report import Finding, RuleInfo, Severity
-from gatekeeper.quantity import Quantity, QuantityError, exceeds_ratio, parse_json_quantity
-from gatekeeper.store.base import JSONObject
-from gatekeeper.store.manifests import ManifestError, load_manifests, manifest_files
 
 E, W = Severity.ERROR, Severity.WARNING
 LOAD_ERROR = RuleInfo("manifest-load-error", E, "gatekeeper refuses this manifest")

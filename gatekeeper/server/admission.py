@@ -9,15 +9,15 @@ from starlette.concurrency import run_in_threadpool
 
 from gatekeeper.admission.outcome import Outcome
 from gatekeeper.admission.request import AdmissionRequest
+from gatekeeper.admission.state import Store, StoreError
 from gatekeeper.api.admission import parse_admission_review, review_response
-from gatekeeper.api.fields import InvalidObject
 from gatekeeper.authn.user import UserInfo
+from gatekeeper.k8s.fields import InvalidObject
 from gatekeeper.server import observe
 from gatekeeper.server.body import RAW_EXTENSIONS, read_json_object
 from gatekeeper.server.caller import require_caller
 from gatekeeper.server.responses import HTTPError, JSONResponse, bad_request
 from gatekeeper.server.runtime import Runtime
-from gatekeeper.store.base import Store, StoreError
 
 router = APIRouter()
 

@@ -10,15 +10,15 @@ from typing import Any, Protocol, runtime_checkable
 
 from gatekeeper.admission.chain import Chain, build_chain
 from gatekeeper.admission.registry import PluginOptions
+from gatekeeper.admission.state import ReportsAvailability, Store, StoreError
+from gatekeeper.backends.etcd.options import EtcdOptions
+from gatekeeper.backends.factory import open_store
+from gatekeeper.backends.kube.reflector import KindStatus
+from gatekeeper.backends.manifests import ManifestError, ManifestSync
+from gatekeeper.backends.memory import MemoryStore
+from gatekeeper.backends.sqlite.store import SQLiteStore
 from gatekeeper.config import Settings
 from gatekeeper.server.reload import Watched
-from gatekeeper.store.base import ReportsAvailability, Store, StoreError
-from gatekeeper.store.etcd_options import EtcdOptions
-from gatekeeper.store.factory import open_store
-from gatekeeper.store.kube.reflector import KindStatus
-from gatekeeper.store.manifests import ManifestError, ManifestSync
-from gatekeeper.store.memory import MemoryStore
-from gatekeeper.store.sqlite import SQLiteStore
 
 
 @runtime_checkable
@@ -129,7 +129,7 @@ def _open(settings: Settings) -> Store:
                 "(standalone, `gatekeeper quota reconcile` recounts)"
             )
         return open_store(settings.store, EtcdOptions.from_flags(settings))
-    from gatekeeper.store.kube.store import KubeStore
+    from gatekeeper.backends.kube.store import KubeStore
 
     if settings.quota_controller and settings.workers > 1:
         raise AdmissionSetupError(

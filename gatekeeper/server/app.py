@@ -14,7 +14,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from gatekeeper.config import Settings
-from gatekeeper.server import admission, authenticate, authorize, health, metrics, openapi, quota
+from gatekeeper.server import admission, authenticate, authorize, health, metrics, openapi, quota, scrape
 from gatekeeper.server.audit import open_audit_log
 from gatekeeper.server.caller import callers_by_path, warn_about_policy_grants
 from gatekeeper.server.direct import DirectRoutes, WebhookApp, not_found
@@ -25,7 +25,12 @@ from gatekeeper.server.runtime import Runtime
 log = logging.getLogger("gatekeeper.server")
 
 ROUTERS = (
-    health.router, authorize.router, authenticate.router, admission.router, quota.router, metrics.router,
+    health.router,
+    authorize.router,
+    authenticate.router,
+    admission.router,
+    quota.router,
+    scrape.router,
     openapi.router,  # /openapi.json, behind authentication like every route but health
 )
 
@@ -90,8 +95,11 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ClientDisconnect)
     async def _client_gone(request: Request, _exc: ClientDisconnect) -> Response:
-        log.info("%s %s: the client closed the connection before its body was complete",
-                 request.method, request.url.path)
+        log.info(
+            "%s %s: the client closed the connection before its body was complete",
+            request.method,
+            request.url.path,
+        )
         return Response(status_code=400)  # nobody reads it; the connection is gone
 
     @app.exception_handler(Exception)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 
 from gatekeeper.api.authentication import parse_token_review, token_review_response
-from gatekeeper.api.fields import InvalidObject
 from gatekeeper.authn.tokenreview import review_token
 from gatekeeper.authn.user import UserInfo
+from gatekeeper.k8s.fields import InvalidObject
 from gatekeeper.server import observe
 from gatekeeper.server.body import read_json_object
 from gatekeeper.server.caller import require_caller

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 
 from gatekeeper.api.authorization import parse_subject_access_review, review_response
-from gatekeeper.api.fields import InvalidObject
 from gatekeeper.authn.user import UserInfo
+from gatekeeper.k8s.fields import InvalidObject
 from gatekeeper.server import observe
 from gatekeeper.server.body import read_json_object
 from gatekeeper.server.caller import require_caller

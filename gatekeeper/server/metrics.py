@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -26,13 +25,9 @@ from prometheus_client import (
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
 
-from gatekeeper.authn.user import UserInfo
-from gatekeeper.quantity import QuantityError, parse_quantity
-from gatekeeper.quota.status import with_usage
-from gatekeeper.server.caller import require_caller
+from gatekeeper.admission.quota_usage import with_usage
+from gatekeeper.k8s.quantity import QuantityError, parse_quantity
 
 log = logging.getLogger("gatekeeper.metrics")
 
@@ -215,13 +210,3 @@ def scrape_registry(runtime: Any) -> CollectorRegistry:
 
 def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
-
-
-router = APIRouter()
-
-
-@router.get("/metrics")
-async def scrape(request: Request, _caller: UserInfo = Depends(require_caller)) -> Response:
-    """Prometheus text format; rendering reads the store (quota usage), so it runs off the loop."""
-    body = await run_in_threadpool(render, request.app.state.metrics_registry)
-    return Response(body, media_type=CONTENT_TYPE)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from gatekeeper.admission.quota_usage import with_usage
+from gatekeeper.admission.state import StoreError
 from gatekeeper.authn.user import UserInfo
-from gatekeeper.quota.status import with_usage
 from gatekeeper.server.caller import require_caller
 from gatekeeper.server.responses import HTTPError, JSONResponse
 from gatekeeper.server.runtime import Runtime
-from gatekeeper.store.base import StoreError
 
 router = APIRouter()
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from gatekeeper.store.base import StoreError
+from gatekeeper.admission.state import StoreError
 
 T = TypeVar("T")
 log = logging.getLogger("gatekeeper.reload")

@@ -133,7 +133,7 @@ def _same_quantity(expected: Any, actual: Any) -> bool:
     if not (isinstance(expected, str) and isinstance(actual, str)):
         return False
     try:
-        from gatekeeper.quantity import parse_quantity
+        from gatekeeper.k8s.quantity import parse_quantity
 
         return bool(parse_quantity(expected) == parse_quantity(actual))
     except (ImportError, ValueError):

@@ -25,7 +25,7 @@ import pytest
 from kubernetes import client as kube_client
 from kubernetes import config as kube_config
 
-from gatekeeper.store.kube.store import KubeStore
+from gatekeeper.backends.kube.store import KubeStore
 from tests.e2e import scenarios
 from tests.e2e.cluster import AUTHORIZATION_CONFIG, GATEKEEPER_USER, Cluster, Gatekeeper
 from tests.support.server import free_port

@@ -52,7 +52,7 @@ from gatekeeper.authn.tokenfile import load_token_file
 from gatekeeper.authn.x509 import X509Authenticator
 from gatekeeper.authz.evaluator import load_evaluator
 from gatekeeper.authz.policy import PolicyError
-from gatekeeper.store.manifests import ManifestError, load_manifests
+from gatekeeper.backends.manifests import ManifestError, load_manifests
 from tests.fuzz import inputs
 from tests.fuzz.mutations import ODD_STRINGS, STRUCTURAL
 
@@ -180,11 +180,11 @@ def kinds(directory: Path) -> dict[str, Kind]:
         return context
 
     def kubeconfig(path: Path) -> object:
-        from gatekeeper.store.kube.client import _configuration
+        from gatekeeper.backends.kube.client import _configuration
 
         return _configuration(str(path))
 
-    from gatekeeper.store.kube.client import KubeConfigError
+    from gatekeeper.backends.kube.client import KubeConfigError
 
     found = [
         Kind("policy", "policy.jsonl", _policy_seeds(), load_evaluator, (PolicyError,), "jsonl"),

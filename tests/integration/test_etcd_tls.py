@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from gatekeeper.admission.state import StoreError
+from gatekeeper.backends.etcd.options import EtcdOptions
+from gatekeeper.backends.etcd.store import EtcdStore
 from gatekeeper.cli import main
-from gatekeeper.store.base import StoreError
-from gatekeeper.store.etcd import EtcdStore
-from gatekeeper.store.etcd_options import EtcdOptions
 from tests.support.etcd import Cluster, fresh_prefix, running_cluster
 from tests.support.quota_reviews import CALLER, pod_review, state, used
 from tests.support.server import running_server

@@ -22,9 +22,9 @@ from typing import Any
 import orjson
 import yaml
 
-from gatekeeper.store.manifests import ManifestSync
-from gatekeeper.store.memory import MemoryStore
-from gatekeeper.store.sqlite import SQLiteStore
+from gatekeeper.backends.manifests import ManifestSync
+from gatekeeper.backends.memory import MemoryStore
+from gatekeeper.backends.sqlite.store import SQLiteStore
 from tests.support.admission import pod, review
 from tests.support.etcd import etcd_store, shared_cluster
 from tests.support.server import running_server

@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gatekeeper import pki
-from gatekeeper.store.etcd import EtcdStore
-from gatekeeper.store.etcd_options import EtcdOptions
+from gatekeeper.backends.etcd.options import EtcdOptions
+from gatekeeper.backends.etcd.store import EtcdStore
 from tests.support.server import free_port
 
 MISSING = "etcd not installed (apt-get install etcd-server)"

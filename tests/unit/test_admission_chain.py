@@ -13,8 +13,8 @@ from gatekeeper.admission.errors import forbidden
 from gatekeeper.admission.plugin import Warnings
 from gatekeeper.admission.registry import KNOWN_PLUGINS, UnknownPlugin, check_names, parse_plugin_list
 from gatekeeper.admission.request import AdmissionRequest, JSONObject
-from gatekeeper.store.base import Store
-from gatekeeper.store.memory import MemoryStore
+from gatekeeper.admission.state import Store
+from gatekeeper.backends.memory import MemoryStore
 from tests.support.admission import namespace, request
 
 SEED_FLAG = "NamespaceLifecycle,NamespaceExists,LimitRanger,SecurityContextDeny,ServiceAccount,ResourceQuota"

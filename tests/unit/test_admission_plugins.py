@@ -12,7 +12,7 @@ from gatekeeper.admission.chain import build_chain
 from gatekeeper.admission.outcome import Outcome
 from gatekeeper.admission.registry import PluginOptions
 from gatekeeper.api.admission import parse_admission_review
-from gatekeeper.store.memory import MemoryStore
+from gatekeeper.backends.memory import MemoryStore
 from tests.support.admission import namespace, pod, request, review, service_account
 
 MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -225,8 +225,8 @@ def test_service_account_names_the_field_of_the_wrong_shape(obj: Any, operation:
 
 
 def test_a_claim_whose_spec_is_no_object_is_refused_naming_the_field() -> None:
-    from gatekeeper.quota.evaluators.pvcs import requested_storage
-    from gatekeeper.quota.resources import QuotaError
+    from gatekeeper.admission.quota.evaluators.pvcs import requested_storage
+    from gatekeeper.admission.quota.resources import QuotaError
 
     with pytest.raises(QuotaError, match=r"^spec: expected an object$"):
         requested_storage({"kind": "PersistentVolumeClaim", "spec": "x" * 10})
@@ -235,15 +235,15 @@ def test_a_claim_whose_spec_is_no_object_is_refused_naming_the_field() -> None:
 
 
 def test_a_manifest_whose_kind_is_a_list_is_a_value_error() -> None:
-    from gatekeeper.store.base import key_of
+    from gatekeeper.admission.state import key_of
 
     with pytest.raises(ValueError, match=r"^kind: expected one of"):
         key_of({"kind": ["Namespace"], "metadata": {"name": "x"}})
 
 
 def test_a_pod_spec_that_is_no_object_is_a_quota_error_not_an_attribute_error() -> None:
-    from gatekeeper.quota.resources import QuotaError
-    from gatekeeper.quota.scopes import is_terminating
+    from gatekeeper.admission.quota.resources import QuotaError
+    from gatekeeper.admission.quota.scopes import is_terminating
 
     with pytest.raises(QuotaError, match=r"^spec: expected an object$"):
         is_terminating("...")  # type: ignore[arg-type]

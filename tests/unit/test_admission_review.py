@@ -11,7 +11,7 @@ import pytest
 from gatekeeper.admission.errors import AdmissionDenied, Cause
 from gatekeeper.admission.outcome import Outcome
 from gatekeeper.api.admission import parse_admission_review, review_response
-from gatekeeper.api.fields import InvalidObject
+from gatekeeper.k8s.fields import InvalidObject
 
 
 def review(version: str = "v1", **request: Any) -> dict[str, Any]:

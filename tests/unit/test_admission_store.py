@@ -8,11 +8,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from gatekeeper.store.base import StoreError
-from gatekeeper.store.factory import StoreURLError, open_store
-from gatekeeper.store.manifests import ManifestError, ManifestSync, load_manifests
-from gatekeeper.store.memory import MemoryStore
-from gatekeeper.store.sqlite import SQLiteStore
+from gatekeeper.admission.state import StoreError
+from gatekeeper.backends.factory import StoreURLError, open_store
+from gatekeeper.backends.manifests import ManifestError, ManifestSync, load_manifests
+from gatekeeper.backends.memory import MemoryStore
+from gatekeeper.backends.sqlite.store import SQLiteStore
 from tests.support.admission import namespace, service_account
 
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from gatekeeper.api.authentication import parse_token_review, token_review_response
-from gatekeeper.api.fields import InvalidObject
 from gatekeeper.authn.tokenfile import TokenFile, load_token_file
 from gatekeeper.authn.tokenreview import review_token
+from gatekeeper.k8s.fields import InvalidObject
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from gatekeeper.quota.ledger import Applied, NamespaceUsage, Refused, RequestKey
-from gatekeeper.store.base import StoreError
-from gatekeeper.store.etcd import parse_endpoints
-from gatekeeper.store.etcd_client import MAX_TXN_OPS
-from gatekeeper.store.factory import StoreURLError, open_store
+from gatekeeper.admission.quota.ledger import Applied, NamespaceUsage, Refused, RequestKey
+from gatekeeper.admission.state import StoreError
+from gatekeeper.backends.etcd.client import MAX_TXN_OPS
+from gatekeeper.backends.etcd.store import parse_endpoints
+from gatekeeper.backends.factory import StoreURLError, open_store
 from tests.support.etcd import etcd_store, fresh_prefix, make_cluster, open_etcd_store, shared_cluster
 
 
@@ -87,8 +87,8 @@ def test_applied_manifests_are_kept_in_etcd() -> None:
 
 
 def _charge_many(endpoint: tuple[str, int], prefix: str, worker: int, count: int) -> int:
-    from gatekeeper.store.etcd import EtcdStore
-    from gatekeeper.store.etcd_options import EtcdOptions
+    from gatekeeper.backends.etcd.options import EtcdOptions
+    from gatekeeper.backends.etcd.store import EtcdStore
 
     def add_pod(usage: NamespaceUsage) -> NamespaceUsage | Refused:
         pods = int(usage["compute"].get("pods", "0"))

@@ -24,8 +24,8 @@ from gatekeeper.authn.basicauth import load_basic_auth_file
 from gatekeeper.authn.csvfile import CredentialFileError
 from gatekeeper.authn.tokenfile import load_token_file
 from gatekeeper.authz.policy import PolicyError, parse_policy
-from gatekeeper.quantity import Quantity, QuantityError, parse_json_quantity, parse_quantity
-from gatekeeper.store.manifests import ManifestError, load_manifests, parse_objects
+from gatekeeper.backends.manifests import ManifestError, load_manifests, parse_objects
+from gatekeeper.k8s.quantity import Quantity, QuantityError, parse_json_quantity, parse_quantity
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

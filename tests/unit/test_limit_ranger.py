@@ -22,10 +22,10 @@ from gatekeeper.admission.plugins.limit_ranger import (
     min_constraint,
 )
 from gatekeeper.admission.request import AdmissionRequest, GroupVersionKind, GroupVersionResource
+from gatekeeper.admission.state import StoreError
 from gatekeeper.authn.user import UserInfo
-from gatekeeper.quantity import Quantity, QuantityError, parse_quantity
-from gatekeeper.store.base import StoreError
-from gatekeeper.store.memory import MemoryStore
+from gatekeeper.backends.memory import MemoryStore
+from gatekeeper.k8s.quantity import Quantity, QuantityError, parse_quantity
 
 CASES = Path(__file__).resolve().parents[1] / "conformance" / "admission" / "cases.json"
 

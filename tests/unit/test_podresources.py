@@ -16,7 +16,7 @@ from gatekeeper.admission.podresources import (
     init_containers,
     pod_totals,
 )
-from gatekeeper.quantity import Quantity, parse_quantity
+from gatekeeper.k8s.quantity import Quantity, parse_quantity
 
 
 def pod_requests(p: dict[str, Any], **options: Any) -> ResourceList:

@@ -1,4 +1,4 @@
-"""gatekeeper.quantity against Kubernetes' own examples (apimachinery quantity_test.go) and properties."""
+"""gatekeeper.k8s.quantity against Kubernetes' own examples (apimachinery quantity_test.go) and properties."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from gatekeeper.quantity import (
+from gatekeeper.k8s.quantity import (
     ZERO,
     Format,
     Quantity,

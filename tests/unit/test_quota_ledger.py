@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from gatekeeper.quota.ledger import (
+from gatekeeper.admission.quota.ledger import (
     Applied,
     Change,
-    MemoryLedger,
     NamespaceUsage,
     Outcome,
     QuotaLedger,
     Refused,
     RequestKey,
 )
-from gatekeeper.quota.sqlite_ledger import SQLiteLedger
+from gatekeeper.backends.memory import MemoryLedger
+from gatekeeper.backends.sqlite.ledger import SQLiteLedger
 from tests.support.etcd import etcd_store
 from tests.support.waiting import wait_for
 

@@ -13,12 +13,12 @@ import pytest
 
 from gatekeeper.admission.chain import Chain, build_chain
 from gatekeeper.admission.outcome import Outcome
+from gatekeeper.admission.quota.scopes import ScopeRequirement, claim_matches
+from gatekeeper.admission.quota_usage import with_usage
+from gatekeeper.admission.state import Store
 from gatekeeper.api.admission import parse_admission_review
-from gatekeeper.quota.scopes import ScopeRequirement, claim_matches
-from gatekeeper.quota.status import with_usage
-from gatekeeper.store.base import Store
-from gatekeeper.store.memory import MemoryStore
-from gatekeeper.store.sqlite import SQLiteStore
+from gatekeeper.backends.memory import MemoryStore
+from gatekeeper.backends.sqlite.store import SQLiteStore
 from tests.support.etcd import open_etcd_store
 
 NS = "team-a"

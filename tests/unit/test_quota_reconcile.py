@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from gatekeeper.admission.quota.reconcile import resource_of
+from gatekeeper.admission.quota_usage import with_usage
+from gatekeeper.backends.sqlite.store import SQLiteStore
 from gatekeeper.cli import main
-from gatekeeper.quota.reconcile import resource_of
-from gatekeeper.quota.status import with_usage
-from gatekeeper.store.sqlite import SQLiteStore
 
 NS = "team-a"
 

@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from gatekeeper.quantity import parse_quantity
-from gatekeeper.quota.evaluators.counts import ObjectCountEvaluator
-from gatekeeper.quota.evaluators.pods import PodEvaluator, is_best_effort
-from gatekeeper.quota.evaluators.pvcs import PersistentVolumeClaimEvaluator
-from gatekeeper.quota.evaluators.registry import evaluator_for
-from gatekeeper.quota.evaluators.services import ServiceEvaluator
-from gatekeeper.quota.resources import QuotaError, ResourceList
-from gatekeeper.quota.scopes import ScopeRequirement, parse_scopes, priority_class_matches
+from gatekeeper.admission.quota.evaluators.counts import ObjectCountEvaluator
+from gatekeeper.admission.quota.evaluators.pods import PodEvaluator, is_best_effort
+from gatekeeper.admission.quota.evaluators.pvcs import PersistentVolumeClaimEvaluator
+from gatekeeper.admission.quota.evaluators.registry import evaluator_for
+from gatekeeper.admission.quota.evaluators.services import ServiceEvaluator
+from gatekeeper.admission.quota.resources import QuotaError, ResourceList
+from gatekeeper.admission.quota.scopes import ScopeRequirement, parse_scopes, priority_class_matches
+from gatekeeper.k8s.quantity import parse_quantity
 
 
 def q(values: dict[str, str]) -> ResourceList:

@@ -35,8 +35,8 @@ from gatekeeper.admission.podresources import (
     resource_list,
 )
 from gatekeeper.admission.request import CREATE, UPDATE, AdmissionRequest, JSONObject
-from gatekeeper.quantity import Quantity, exceeds_ratio, ratio_string
-from gatekeeper.store.base import LIMIT_RANGES, Store, StoreError
+from gatekeeper.admission.state import LIMIT_RANGES, Store, StoreError
+from gatekeeper.k8s.quantity import Quantity, exceeds_ratio, ratio_string
 
 LIMIT_RANGER_ANNOTATION = "kubernetes.io/limit-ranger"
 

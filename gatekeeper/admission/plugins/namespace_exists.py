@@ -12,7 +12,7 @@ from gatekeeper.admission.errors import not_found
 from gatekeeper.admission.plugin import Warnings
 from gatekeeper.admission.plugins.namespace_lifecycle import is_namespace
 from gatekeeper.admission.request import CREATE, DELETE, UPDATE, AdmissionRequest, JSONObject
-from gatekeeper.store.base import NAMESPACES, Store
+from gatekeeper.admission.state import NAMESPACES, Store
 
 
 class NamespaceExists:

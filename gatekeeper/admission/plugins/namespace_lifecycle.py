@@ -14,7 +14,7 @@ from typing import ClassVar
 from gatekeeper.admission.errors import Cause, forbidden, not_found
 from gatekeeper.admission.plugin import Warnings
 from gatekeeper.admission.request import CREATE, DELETE, UPDATE, AdmissionRequest, JSONObject
-from gatekeeper.store.base import NAMESPACES, Store
+from gatekeeper.admission.state import NAMESPACES, Store
 
 IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 TERMINATING = "Terminating"

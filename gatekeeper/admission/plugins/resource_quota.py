@@ -1,6 +1,6 @@
 """ResourceQuota: charge each request's usage to the namespace's quotas, or refuse it (validating phase).
 
-The decision is Kubernetes' (gatekeeper/quota/check.py); the charge goes through the store's quota
+The decision is Kubernetes' (gatekeeper/admission/quota/check.py); the charge goes through the store's quota
 ledger, atomically and once per request uid. dryRun requests are checked, never charged.
 
 A DELETE gives nothing back, as in Kubernetes: admitting a delete does not end the object (a pod
@@ -19,15 +19,15 @@ import orjson
 
 from gatekeeper.admission.errors import AdmissionDenied, bad_request, forbidden, internal, object_name
 from gatekeeper.admission.plugin import Warnings
+from gatekeeper.admission.quota.check import QuotaRefusal, charge, plan, seeds
+from gatekeeper.admission.quota.evaluators.base import Evaluator
+from gatekeeper.admission.quota.evaluators.registry import evaluator_for
+from gatekeeper.admission.quota.ledger import Applied, Outcome, Refused, RequestKey
+from gatekeeper.admission.quota.quotas import Quota, parse_quota
+from gatekeeper.admission.quota.resources import QuotaError
+from gatekeeper.admission.quota_usage import namespace_quotas
 from gatekeeper.admission.request import CREATE, UPDATE, AdmissionRequest, JSONObject
-from gatekeeper.quota.check import QuotaRefusal, charge, plan, seeds
-from gatekeeper.quota.evaluators.base import Evaluator
-from gatekeeper.quota.evaluators.registry import evaluator_for
-from gatekeeper.quota.ledger import Applied, Outcome, Refused, RequestKey
-from gatekeeper.quota.quotas import Quota, parse_quota
-from gatekeeper.quota.resources import QuotaError
-from gatekeeper.quota.status import namespace_quotas
-from gatekeeper.store.base import Store
+from gatekeeper.admission.state import Store
 
 
 class ResourceQuota:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from gatekeeper.admission.errors import bad_request, forbidden
 from gatekeeper.admission.plugin import Warnings
 from gatekeeper.admission.request import CREATE, UPDATE, AdmissionRequest, JSONObject
-from gatekeeper.store.base import Store
+from gatekeeper.admission.state import Store
 
 log = logging.getLogger("gatekeeper.admission")
 

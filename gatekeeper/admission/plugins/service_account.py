@@ -15,7 +15,7 @@ from gatekeeper.admission.plugin import Warnings
 from gatekeeper.admission.podsecrets import env_secret_refs, pod_secret_names
 from gatekeeper.admission.registry import SECRET, PluginOptions
 from gatekeeper.admission.request import CREATE, UPDATE, AdmissionRequest, JSONObject
-from gatekeeper.store.base import SECRETS, SERVICE_ACCOUNTS, Store
+from gatekeeper.admission.state import SECRETS, SERVICE_ACCOUNTS, Store
 
 DEFAULT_SERVICE_ACCOUNT = "default"
 TOKEN_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -132,8 +132,7 @@ def lookup(request: AdmissionRequest, store: Store, name: str) -> JSONObject:
     if account is None:
         raise forbidden(
             request,
-            f"error looking up service account {request.namespace}/{name}: "
-            f'serviceaccount "{name}" not found',
+            f'error looking up service account {request.namespace}/{name}: serviceaccount "{name}" not found',
         )
     return account
 
@@ -197,9 +196,16 @@ def projected_volume(name: str) -> JSONObject:
             "sources": [
                 {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
                 {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-                {"downwardAPI": {"items": [
-                    {"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}
-                ]}},
+                {
+                    "downwardAPI": {
+                        "items": [
+                            {
+                                "path": "namespace",
+                                "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+                            }
+                        ]
+                    }
+                },
             ],
         },
     }

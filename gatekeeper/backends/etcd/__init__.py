@@ -1,0 +1,1 @@
+"""Objects and quota usage in etcd, shared by replicas: a watched copy, compare-and-swap charges."""
