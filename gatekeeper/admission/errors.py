@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gatekeeper.admission.request import AdmissionRequest
+from gatekeeper.errors import Refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,7 +16,7 @@ class Cause:
 
 
 @dataclass
-class AdmissionDenied(Exception):
+class AdmissionDenied(Refused):
     """A plugin's refusal: HTTP code, Kubernetes reason and the full message."""
 
     code: int

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gatekeeper.errors import InvalidInput
 from gatekeeper.k8s.quantity import Quantity, QuantityError, parse_json_quantity
 
 ResourceList = dict[str, Quantity]
@@ -26,7 +27,7 @@ ResourceList = dict[str, Quantity]
 HUGEPAGES_PREFIX = "hugepages-"
 
 
-class PodResourceError(ValueError):
+class PodResourceError(InvalidInput):
     """A pod field that cannot be read as resources; the message starts with the field's path."""
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from gatekeeper.admission.plugin import Plugin
+from gatekeeper.errors import InvalidInput
 
 PROJECTED = "projected"
 SECRET = "secret"
@@ -37,7 +38,7 @@ _PLUGINS: dict[str, tuple[str, str]] = {
 KNOWN_PLUGINS: tuple[str, ...] = tuple(_PLUGINS)
 
 
-class UnknownPlugin(ValueError):
+class UnknownPlugin(InvalidInput):
     """A plugin name that is not registered, or whose module cannot be loaded."""
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from gatekeeper.admission.quota.ledger import QuotaLedger
+from gatekeeper.errors import Unavailable
 
 JSONObject = dict[str, Any]
 
@@ -34,7 +35,7 @@ CLUSTER_SCOPED = frozenset({NAMESPACES})
 Key = tuple[str, str, str]  # (resource, namespace, name)
 
 
-class StoreError(Exception):
+class StoreError(Unavailable):
     """The store cannot answer (unreachable, corrupt); callers turn it into a clear error."""
 
 

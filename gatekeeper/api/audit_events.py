@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from gatekeeper.authz.attributes import Attributes
+from gatekeeper.errors import InvalidInput
 
 API_VERSION = "audit.k8s.io/v1"
 DECISION_ANNOTATION = "authorization.k8s.io/decision"
@@ -41,7 +42,7 @@ class Request:
     recorded: bool | None  # the decision annotation: allow -> True, forbid -> False, absent -> None
 
 
-class Unmapped(Exception):
+class Unmapped(InvalidInput):
     """An event that names no decidable request; the message says which field and why."""
 
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gatekeeper.authn.user import UserInfo
+from gatekeeper.errors import InvalidFile
 
 
-class CredentialFileError(ValueError):
+class CredentialFileError(InvalidFile):
     """A credential file that cannot be used; the message names the line, never a secret."""
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from gatekeeper.errors import Refused
 
-class AuthenticationError(Exception):
+
+class AuthenticationError(Refused):
     """Credentials were presented and rejected (or could not be used).
 
     The message is for the server log: it says which method failed and why in general terms,

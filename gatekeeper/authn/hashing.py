@@ -17,13 +17,15 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
+from gatekeeper.errors import Busy
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
 DEFAULT_LIMIT = 2
 
 
-class HashingBusy(Exception):
+class HashingBusy(Busy):
     """`limit` password checks are already in flight: try again later (nothing was hashed)."""
 
 

@@ -36,6 +36,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from gatekeeper.errors import InvalidFile
+
 Algorithm = Literal["scrypt", "argon2id"]
 ALGORITHMS: tuple[Algorithm, ...] = ("scrypt", "argon2id")
 PREFIXES = ("$scrypt$", "$argon2id$", "$pbkdf2-sha256$")
@@ -62,7 +64,7 @@ _PBKDF2 = re.compile(r"^\$pbkdf2-sha256\$i=(\d{1,9})\$([A-Za-z0-9+/]+)\$([A-Za-z
 _QUOTE_HINT = ' (a hash has commas: quote the column in the CSV file, "$scrypt$...",user,uid)'
 
 
-class PasswordFormatError(ValueError):
+class PasswordFormatError(InvalidFile):
     """A password column that claims to be a hash but is not a valid one (message has no secret)."""
 
 

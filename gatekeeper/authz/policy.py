@@ -24,6 +24,7 @@ import yaml
 
 from gatekeeper.authn.user import AUTHENTICATED
 from gatekeeper.authz.schema import field_types
+from gatekeeper.errors import InvalidFile
 from gatekeeper.k8s import yamltext
 
 GROUP = "abac.authorization.kubernetes.io"
@@ -89,7 +90,7 @@ class Policy:
     sha256: str
 
 
-class PolicyError(ValueError):
+class PolicyError(InvalidFile):
     """A file Kubernetes refuses: `FILE:LINE: cause`, or `FILE: cause` with no line (too long)."""
 
     def __init__(self, name: str, line: int | None, cause: str) -> None:
@@ -100,7 +101,7 @@ class PolicyError(ValueError):
         super().__init__(f"{where}: {cause}")
 
 
-class LineError(ValueError):
+class LineError(InvalidFile):
     """Why one line cannot be decoded; the loader adds the file and line."""
 
 

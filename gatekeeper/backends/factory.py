@@ -8,6 +8,7 @@ from pathlib import Path
 from gatekeeper.admission.state import Store
 from gatekeeper.backends.etcd.options import EtcdOptions
 from gatekeeper.backends.memory import MemoryStore
+from gatekeeper.errors import InvalidInput
 
 EXPECTED = (
     "expected memory:// or sqlite:///PATH (sqlite:////abs/path for an absolute path), "
@@ -15,7 +16,7 @@ EXPECTED = (
 )
 
 
-class StoreURLError(ValueError):
+class StoreURLError(InvalidInput):
     """A --store value that names no store this build can open."""
 
 

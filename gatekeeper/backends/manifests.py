@@ -16,13 +16,14 @@ import orjson
 from gatekeeper.admission.quota.resources import NEGATIVE, QuotaError, negative_names, parse_list
 from gatekeeper.admission.state import KIND_TO_RESOURCE, JSONObject, Key, Store, key_of
 from gatekeeper.backends.storable import storable
+from gatekeeper.errors import InvalidFile
 from gatekeeper.k8s.yamltext import YAMLTextError, documents
 
 SUFFIXES = (".yaml", ".yml", ".json")
 PHASES = ("Active", "Terminating")
 
 
-class ManifestError(ValueError):
+class ManifestError(InvalidFile):
     """A manifest that cannot be used; the message names file, document index and field (or the
     line and column of a YAML error), never a value from the file."""
 

@@ -15,6 +15,7 @@ from typing import Any
 from gatekeeper.admission.state import StoreError
 from gatekeeper.backends.kube.client import KubeClient, KubeConfigError
 from gatekeeper.commands.files import input_or_stdin, kubeconfig
+from gatekeeper.errors import InvalidInput
 from gatekeeper.inspect.checks import Audit, Context, Violation
 from gatekeeper.inspect.reports import (
     Outcome,
@@ -36,7 +37,7 @@ KUBECTL = (
 )
 
 
-class UsageError(Exception):
+class UsageError(InvalidInput):
     pass
 
 

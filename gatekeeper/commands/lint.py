@@ -17,6 +17,7 @@ import orjson
 from gatekeeper.authz.attributes import Attributes
 from gatekeeper.authz.policy import PolicyError, Rule, load_policy_file
 from gatekeeper.commands.files import input_file, input_path
+from gatekeeper.errors import InvalidInput
 from gatekeeper.lint import abac, credentials, manifests
 from gatekeeper.lint.explain import diff, permissions, render_diff, render_permissions
 from gatekeeper.lint.report import Finding, RuleInfo, as_json, as_sarif, as_text, exit_code
@@ -28,7 +29,7 @@ ALL_RULES: tuple[RuleInfo, ...] = tuple(
 )
 
 
-class UsageError(Exception):
+class UsageError(InvalidInput):
     pass
 
 

@@ -30,6 +30,7 @@ import orjson
 from gatekeeper.admission.state import JSONObject
 from gatekeeper.backends.kube.client import ApiError, KubeClient, api_error
 from gatekeeper.backends.storable import storable
+from gatekeeper.errors import InvalidInput
 from gatekeeper.k8s.yamltext import YAMLTextError, documents
 
 CHUNK = 1 << 20
@@ -39,7 +40,7 @@ _SPACE = re.compile(r"[ \t\n\r]*")
 Item = tuple[str, JSONObject]  # (where the input holds it, the object)
 
 
-class SourceError(Exception):
+class SourceError(InvalidInput):
     """The input cannot be read; the message names where, never the content."""
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from gatekeeper.errors import InvalidInput
 
-class InvalidObject(ValueError):
+
+class InvalidObject(InvalidInput):
     """A wire object that is not what the endpoint accepts; the message names the field."""
 
 

@@ -22,6 +22,8 @@ from fractions import Fraction
 from functools import total_ordering
 from typing import Final
 
+from gatekeeper.errors import InvalidInput
+
 NANOS_PER_UNIT: Final = 10**9
 
 # Parsing caps a binary quantity at 2^63-1 (Kubernetes' maxAllowed); decimal ones are not capped.
@@ -63,7 +65,7 @@ _EXPECTED: Final = (
 )
 
 
-class QuantityError(ValueError):
+class QuantityError(InvalidInput):
     """A string that is not a Kubernetes quantity; the message names the value and what was expected."""
 
 

@@ -13,13 +13,15 @@ from typing import Any
 
 import yaml
 
+from gatekeeper.errors import InvalidFile
+
 # A quoted part of PyYAML's problem that may be kept: a token name ('<scalar>') or one character.
 _HARMLESS = re.compile(r"<[a-z ]+>|\\?.|\\x[0-9a-f]{2}|\\u[0-9a-f]{4}")
 _QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"")
 MAX_PROBLEM = 120
 
 
-class YAMLTextError(ValueError):
+class YAMLTextError(InvalidFile):
     """Text that is not YAML; the message names the document and the 1-based line and column."""
 
     def __init__(self, message: str, document: int | None = None, line: int | None = None) -> None:

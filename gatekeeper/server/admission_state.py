@@ -18,6 +18,7 @@ from gatekeeper.backends.manifests import ManifestError, ManifestSync
 from gatekeeper.backends.memory import MemoryStore
 from gatekeeper.backends.sqlite.store import SQLiteStore
 from gatekeeper.config import Settings
+from gatekeeper.errors import InvalidFile
 from gatekeeper.server.reload import Watched
 
 
@@ -30,7 +31,7 @@ class WatchesState(Protocol):
     def disconnected(self) -> str | None: ...
 
 
-class AdmissionSetupError(ValueError):
+class AdmissionSetupError(InvalidFile):
     """The store cannot be opened or the state manifests cannot be loaded at start-up."""
 
 

@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+LINT_IMPORTS = "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports())"
 
 
 def test_import_contracts_are_kept() -> None:
     result = subprocess.run(
-        [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports())"],
+        [sys.executable, "-c", LINT_IMPORTS],
         cwd=ROOT,
         capture_output=True,
         text=True,

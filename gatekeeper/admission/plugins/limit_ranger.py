@@ -36,6 +36,7 @@ from gatekeeper.admission.podresources import (
 )
 from gatekeeper.admission.request import CREATE, UPDATE, AdmissionRequest, JSONObject
 from gatekeeper.admission.state import LIMIT_RANGES, Store, StoreError
+from gatekeeper.errors import InvalidInput
 from gatekeeper.k8s.quantity import Quantity, exceeds_ratio, ratio_string
 
 LIMIT_RANGER_ANNOTATION = "kubernetes.io/limit-ranger"
@@ -49,7 +50,7 @@ PERSISTENT_VOLUME_CLAIMS = "persistentvolumeclaims"
 RESIZE = "resize"
 
 
-class LimitRangeError(ValueError):
+class LimitRangeError(InvalidInput):
     """A stored LimitRange that cannot be read; the message names the object and the field."""
 
 

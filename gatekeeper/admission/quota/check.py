@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from gatekeeper import errors
 from gatekeeper.admission.quota.evaluators.base import Evaluator, JSONObject
 from gatekeeper.admission.quota.ledger import NamespaceUsage, Refused, Used
 from gatekeeper.admission.quota.quotas import Quota
@@ -30,7 +31,7 @@ from gatekeeper.admission.request import UPDATE, AdmissionRequest
 from gatekeeper.k8s.quantity import ZERO
 
 
-class QuotaRefusal(Exception):
+class QuotaRefusal(errors.Refused):
     """The request must be refused; the message is Kubernetes' (without the "<res> is forbidden" prefix)."""
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from gatekeeper.admission.podresources import PodResourceError, resource_list
+from gatekeeper.errors import InvalidInput
 from gatekeeper.k8s.quantity import ZERO, Quantity, parse_quantity
 
 ResourceList = dict[str, Quantity]
 
 
-class QuotaError(ValueError):
+class QuotaError(InvalidInput):
     """An object quota reads is malformed; the message says where and what was expected."""
 
 

@@ -23,6 +23,7 @@ from kubernetes.client import ApiClient, Configuration
 from kubernetes.config.config_exception import ConfigException
 
 from gatekeeper.admission.state import StoreError
+from gatekeeper.errors import InvalidFile
 from gatekeeper.k8s import yamltext
 
 IN_CLUSTER = "in-cluster"  # --kubeconfig value that asks for the pod's service account
@@ -30,7 +31,7 @@ CONNECT_TIMEOUT = 5.0
 REQUEST_TIMEOUT = 15.0
 
 
-class KubeConfigError(ValueError):
+class KubeConfigError(InvalidFile):
     """The kubeconfig (or the in-cluster configuration) cannot be loaded."""
 
 
