@@ -42,3 +42,8 @@ def store_url(data_dir: Path) -> str:
 
 def cert_dir(data_dir: Path) -> Path:
     return data_dir / CERTS
+
+
+def default_cert_dir() -> Path:
+    """serve's --cert-dir when neither it nor --data-dir is given (certs init, webhook-config)."""
+    return cert_dir(default_data_dir())

@@ -9,12 +9,13 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Final
 
 from gatekeeper.admission.plugin import Plugin
 from gatekeeper.errors import InvalidInput
 
-PROJECTED = "projected"
-SECRET = "secret"
+PROJECTED: Final = "projected"
+SECRET: Final = "secret"
 TOKEN_VOLUME_MODES = (PROJECTED, SECRET)
 
 

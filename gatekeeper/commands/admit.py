@@ -17,16 +17,17 @@ import yaml
 
 from gatekeeper.admission.chain import Chain, build_chain
 from gatekeeper.admission.outcome import Outcome
-from gatekeeper.admission.registry import TOKEN_VOLUME_MODES, PluginOptions, UnknownPlugin, parse_plugin_list
+from gatekeeper.admission.registry import PluginOptions, UnknownPlugin
 from gatekeeper.admission.state import Store, StoreError
 from gatekeeper.api.admission import bad_review_response, parse_admission_review, review_response, review_uid
 from gatekeeper.backends.factory import StoreURLError
 from gatekeeper.backends.manifests import ManifestError, ManifestSync
-from gatekeeper.commands.files import input_file, input_or_stdin, input_path
 from gatekeeper.commands.io import answer_each
 from gatekeeper.commands.state import write_list_file
 from gatekeeper.commands.store_flags import add_store_flags, open_store_from
-from gatekeeper.config import DEFAULT_ADMISSION_PLUGINS
+from gatekeeper.config import Settings
+from gatekeeper.config.files import input_file, input_or_stdin
+from gatekeeper.config.flags import add_flag, add_flags
 from gatekeeper.k8s.fields import InvalidObject
 from gatekeeper.k8s.yamltext import YAMLTextError, documents
 
@@ -46,19 +47,13 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "admit", help="run AdmissionReviews through the admission chain offline (mutate, then validate)"
     )
-    p.add_argument("--state", type=input_path, action="append", default=[], metavar="PATH",
-                   help="manifest file or folder of Namespaces, LimitRanges, ResourceQuotas, "
-                        "ServiceAccounts, Secrets (repeatable)")
-    add_store_flags(p, "memory://", "where the state lives while reviews run: memory:// (default), "
-                    "sqlite:///PATH or etcd://HOST:PORT[,...]. Admitted objects are recorded and quota "
-                    "is charged there, and --state replaces its manifests: name a server's store only "
-                    "to change that server's state")
-    p.add_argument("--enable-admission-plugins", "--admission-control", dest="enable_admission_plugins",
-                   default=",".join(DEFAULT_ADMISSION_PLUGINS), metavar="PLUGIN,...",
-                   help="admission plugins, run in this order")
-    p.add_argument("--service-account-token-volume", choices=TOKEN_VOLUME_MODES, default="projected",
-                   help="token volume the ServiceAccount plugin mounts: projected (current Kubernetes) "
-                        "or secret (the service account's token Secret)")
+    add_flag(p, Settings, "state", help="manifest file or folder of Namespaces, LimitRanges, ResourceQuotas, "
+             "ServiceAccounts, Secrets (repeatable)")
+    add_store_flags(p, default="memory://", derived="", help="where the state lives while reviews run: "
+                    "memory:// (default), sqlite:///PATH or etcd://HOST:PORT[,...]. Admitted objects are "
+                    "recorded and quota is charged there, and --state replaces its manifests: name a "
+                    "server's store only to change that server's state")
+    add_flags(p, Settings, ("enable_admission_plugins", "service_account_token_volume"))
     p.add_argument("--state-out", type=Path, metavar="FILE",
                    help="write the store's objects after the last review")
     p.add_argument("--object", type=input_file, metavar="FILE",
@@ -79,7 +74,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         options = PluginOptions(service_account_token_volume=args.service_account_token_volume)
-        chain = build_chain(parse_plugin_list(args.enable_admission_plugins), options)
+        chain = build_chain(args.enable_admission_plugins, options)
     except UnknownPlugin as exc:
         return _fail(str(exc), 2)
     try:

@@ -10,19 +10,19 @@ from gatekeeper.api.authentication import parse_token_review, token_review_respo
 from gatekeeper.authn.csvfile import CredentialFileError
 from gatekeeper.authn.tokenfile import load_token_file
 from gatekeeper.authn.tokenreview import review_token
-from gatekeeper.commands.files import input_file, input_or_stdin
 from gatekeeper.commands.io import answer_each
+from gatekeeper.config import Settings
+from gatekeeper.config.files import input_or_stdin
+from gatekeeper.config.flags import add_flag
 
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "authenticate", help="decide TokenReviews offline against a token file"
     )
-    p.add_argument("--token-auth-file", type=input_file, required=True, metavar="FILE",
-                   help="static tokens, kube-apiserver's CSV format (token,user,uid,\"groups\")")
-    p.add_argument("--api-audiences", default="", metavar="AUDIENCE,...",
-                   help="comma-separated audiences the tokens are valid for (default: any; "
-                        "answers then leave the audience check to the API server)")
+    add_flag(p, Settings, "token_auth_file", required=True)
+    add_flag(p, Settings, "api_audiences", help="comma-separated audiences the tokens are valid for "
+             "(default: any; answers then leave the audience check to the API server)")
     p.add_argument("input", nargs="?", default="-", type=input_or_stdin, metavar="FILE",
                    help="TokenReviews: a JSON document or JSON lines; - for stdin")
     p.set_defaults(run=run)
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"gatekeeper authenticate: {args.token_auth_file}: {exc.strerror}", file=sys.stderr)
         return 1
-    api_audiences = tuple(a.strip() for a in args.api_audiences.split(",") if a.strip())
+    api_audiences: tuple[str, ...] = args.api_audiences
 
     def answer(doc: Any) -> dict[str, Any]:
         version, token, audiences = parse_token_review(doc)

@@ -9,18 +9,19 @@ from typing import Any
 from gatekeeper.api.authorization import parse_subject_access_review, review_response
 from gatekeeper.authz.evaluator import Evaluator, load_evaluator
 from gatekeeper.authz.policy import PolicyError
-from gatekeeper.commands.files import input_file, input_or_stdin
 from gatekeeper.commands.io import answer_each
+from gatekeeper.config import Settings
+from gatekeeper.config.files import input_or_stdin
+from gatekeeper.config.flags import add_flag
 
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "authorize", help="decide SubjectAccessReviews offline against an ABAC policy file"
     )
-    p.add_argument("--authorization-policy-file", type=input_file, required=True, metavar="FILE",
-                   help="the ABAC policy, one rule per line")
-    p.add_argument("--authorization-deny-unmatched", action="store_true",
-                   help="answer denied:true when no rule matches (gatekeeper is the only authorizer)")
+    add_flag(p, Settings, "authorization_policy_file", required=True,
+             help="the ABAC policy, one rule per line")
+    add_flag(p, Settings, "authorization_deny_unmatched")
     p.add_argument("input", nargs="?", default="-", type=input_or_stdin, metavar="FILE",
                    help="SubjectAccessReviews: a JSON document or JSON lines; - for stdin")
     p.set_defaults(run=run)

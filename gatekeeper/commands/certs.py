@@ -31,9 +31,8 @@ def register(sub: Any) -> None:
         help="create a dev CA, a server certificate and client certificates",
         description=__doc__.split("\n\n", 1)[0] if __doc__ else None,
     )
-    init.add_argument("--dir", type=Path, default=paths.cert_dir(paths.default_data_dir()), metavar="DIR",
-                      help="where to write them: serve's --cert-dir (default: DATA_DIR/certs, "
-                           f"{paths.cert_dir(paths.default_data_dir())})")
+    init.add_argument("--dir", type=Path, default=paths.default_cert_dir(), metavar="DIR",
+                      help="where to write them: serve's --cert-dir, DATA_DIR/certs unless told")
     init.add_argument("--host", action="append", default=[], metavar="HOST",
                       help="an extra DNS name or IP address for the server certificate (repeatable)")
     init.add_argument("--client", action="append", default=[], metavar="NAME[:GROUP,...]",

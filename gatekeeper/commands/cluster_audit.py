@@ -14,7 +14,9 @@ from typing import Any
 
 from gatekeeper.admission.state import StoreError
 from gatekeeper.backends.kube.client import KubeClient, KubeConfigError
-from gatekeeper.commands.files import input_or_stdin, kubeconfig
+from gatekeeper.config import Settings
+from gatekeeper.config.files import input_or_stdin
+from gatekeeper.config.flags import add_flag
 from gatekeeper.errors import InvalidInput
 from gatekeeper.inspect.checks import Audit, Context, Violation
 from gatekeeper.inspect.reports import (
@@ -49,10 +51,8 @@ def register(sub: Any) -> None:
         f"and ServiceAccount. A dump is the output of `{KUBECTL}` (JSON, JSON lines or YAML).",
     )
     p.add_argument("dump", nargs="?", type=input_or_stdin, metavar="FILE", help="a dump file; - for stdin")
-    p.add_argument(
-        "--kubeconfig", type=kubeconfig, metavar="FILE",
-        help="audit the live cluster this kubeconfig names (lists only); in-cluster: the pod's account",
-    )
+    add_flag(p, Settings, "kubeconfig",
+             help="audit the live cluster this kubeconfig names (lists only); in-cluster: the pod's account")
     p.add_argument(
         "--chunk-size",
         type=int,

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from gatekeeper.commands.files import announce_stdin
+from gatekeeper.config.files import announce_stdin
 from gatekeeper.k8s.fields import InvalidObject
 
 

@@ -16,7 +16,9 @@ import orjson
 
 from gatekeeper.authz.attributes import Attributes
 from gatekeeper.authz.policy import PolicyError, Rule, load_policy_file
-from gatekeeper.commands.files import input_file, input_path
+from gatekeeper.config import Settings
+from gatekeeper.config.files import input_file, input_path
+from gatekeeper.config.flags import add_flag
 from gatekeeper.errors import InvalidInput
 from gatekeeper.lint import abac, credentials, manifests
 from gatekeeper.lint.explain import diff, permissions, render_diff, render_permissions
@@ -40,16 +42,10 @@ def register(sub: Any) -> None:
     p.add_argument("paths", nargs="*", type=input_path, metavar="PATH", help="files or folders")
     p.add_argument("--kind", choices=KINDS, help="treat every file as this kind instead of detecting it")
     p.add_argument("--format", choices=["text", "json", "sarif"], default="text", help="report format")
-    p.add_argument(
-        "--token-auth-file",
-        type=input_file,
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="a credential source: policy users and groups it does not know are reported",
-    )
-    p.add_argument("--basic-auth-file", type=input_file, action="append", default=[], metavar="FILE",
-                   help="a credential source, as --token-auth-file (repeatable)")
+    add_flag(p, Settings, "token_auth_file", repeat=True,
+             help="a credential source: policy users and groups it does not know are reported")
+    add_flag(p, Settings, "basic_auth_file", repeat=True,
+             help="a credential source, as --token-auth-file (repeatable)")
     p.add_argument(
         "--client-cert",
         type=input_path,

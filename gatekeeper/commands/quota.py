@@ -13,9 +13,9 @@ from gatekeeper.admission.quota.resources import QuotaError, to_strings
 from gatekeeper.admission.quota_usage import quota_objects
 from gatekeeper.admission.state import Store, StoreError
 from gatekeeper.backends.factory import StoreURLError
-from gatekeeper.commands.files import input_or_stdin
 from gatekeeper.commands.io import read_text
 from gatekeeper.commands.store_flags import add_server_store_flags, open_store_from
+from gatekeeper.config.files import input_or_stdin
 from gatekeeper.k8s.yamltext import YAMLTextError, documents
 
 KUBECTL = "kubectl get pods,services,secrets,configmaps,persistentvolumeclaims -A -o json"

@@ -17,7 +17,9 @@ from gatekeeper.api.audit_events import DECISION_ANNOTATION, OtherStage, Unmappe
 from gatekeeper.authz.evaluator import load_evaluator
 from gatekeeper.authz.policy import PolicyError, gc_paused
 from gatekeeper.authz.replay import Direction, Replay, Seen
-from gatekeeper.commands.files import announce_stdin, input_file, input_or_stdin
+from gatekeeper.config import Settings
+from gatekeeper.config.files import announce_stdin, input_file, input_or_stdin
+from gatekeeper.config.flags import add_flag
 
 MAX_REASONS = 100  # distinct reasons an event was not decided, kept with their first example
 
@@ -34,20 +36,15 @@ def register(sub: Any) -> None:
         metavar="FILE",
         help="kube-apiserver audit log files (JSON lines, or one EventList); - for stdin",
     )
-    p.add_argument(
-        "--authorization-policy-file",
-        type=input_file,
-        required=True,
-        metavar="FILE",
-        help="the new ABAC policy the requests are decided under",
-    )
+    add_flag(p, Settings, "authorization_policy_file", required=True,
+             help="the new ABAC policy the requests are decided under")
     p.add_argument(
         "--baseline-policy-file",
         type=input_file,
         metavar="FILE",
         help=f"the policy to compare with (default: each event's recorded {DECISION_ANNOTATION})",
     )
-    p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     p.set_defaults(run=run)
 
 

@@ -16,9 +16,9 @@ from gatekeeper.admission.quota_usage import namespace_quotas, with_usage
 from gatekeeper.admission.state import JSONObject, Store, StoreError, key_of
 from gatekeeper.backends.factory import StoreURLError
 from gatekeeper.backends.manifests import ManifestError, parse_objects
-from gatekeeper.commands.files import input_or_stdin
 from gatekeeper.commands.io import read_text
 from gatekeeper.commands.store_flags import add_server_store_flags, open_store_from, store_url
+from gatekeeper.config.files import input_or_stdin
 
 
 def register(sub: Any) -> None:

@@ -22,6 +22,8 @@ def default_text(value: Any) -> str:
         return "on" if value else "off"
     if isinstance(value, list | tuple):
         return ",".join(str(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # seconds: "300", as the flag is usually written
     return str(value)
 
 

@@ -36,8 +36,10 @@ from urllib.parse import urlsplit
 import yaml
 
 from gatekeeper import paths, pki
-from gatekeeper.commands.files import CERTS_HINT, tls_file
 from gatekeeper.commands.tls_check import check_pair, load_certificates
+from gatekeeper.config import Settings
+from gatekeeper.config.files import CERTS_HINT, tls_file
+from gatekeeper.config.flags import add_flag
 
 AUTHORIZATION_CONFIG = "authorization-config.yaml"
 AUTHORIZATION_KUBECONFIG = "authorization-webhook.kubeconfig"
@@ -110,14 +112,8 @@ def register(sub: Any) -> None:
                         "the serving certificate")
     p.add_argument("--out-dir", type=Path, default=Path("webhook-config"), metavar="DIR",
                    help="where to write the files")
-    p.add_argument(
-        "--cert-dir",
-        type=Path,
-        default=paths.cert_dir(paths.default_data_dir()),
-        metavar="DIR",
-        help="the dev PKI of `gatekeeper certs init` and `serve` (default: DATA_DIR/certs, "
-             f"{paths.cert_dir(paths.default_data_dir())})",
-    )
+    add_flag(p, Settings, "cert_dir", default=paths.default_cert_dir(), derived="",
+             help="the dev PKI of `gatekeeper certs init` and `serve`, DATA_DIR/certs unless told")
     p.add_argument(
         "--ca-file", type=tls_file, metavar="FILE",
         help="the CA of gatekeeper's serving certificate (default: CERT_DIR/ca.crt)",
@@ -149,18 +145,18 @@ def register(sub: Any) -> None:
         help="admission webhook timeout, 1..30 (3: a slow webhook must not stall the API server)",
     )
     p.add_argument("--failure-policy", choices=("Fail", "Ignore"), default="Fail",
-                   help="admission webhooks' failurePolicy (default: Fail)")
+                   help="admission webhooks' failurePolicy")
     p.add_argument("--authorization-failure-policy", choices=("NoOpinion", "Deny"), default="NoOpinion",
                    help="the authorization webhook's failurePolicy: NoOpinion lets the next authorizer "
-                        "(RBAC) decide while gatekeeper is unreachable (default: NoOpinion)")
+                        "(RBAC) decide while gatekeeper is unreachable")
     p.add_argument("--authorization-timeout-seconds", type=int, default=3, metavar="SECONDS",
-                   help="authorization webhook timeout, 1..30 (default: 3)")
+                   help="authorization webhook timeout, 1..30")
     p.add_argument("--authorized-ttl", default="5m0s", metavar="DURATION",
-                   help="how long kube-apiserver caches an allow (Go duration; default: 5m0s)")
+                   help="how long kube-apiserver caches an allow (a Go duration)")
     p.add_argument("--unauthorized-ttl", default="30s", metavar="DURATION",
-                   help="how long kube-apiserver caches a deny or no-opinion (Go duration; default: 30s)")
+                   help="how long kube-apiserver caches a deny or no-opinion (a Go duration)")
     p.add_argument("--token-cache-ttl", default="2m0s", metavar="DURATION",
-                   help="how long kube-apiserver caches a TokenReview answer (Go duration; default: 2m0s)")
+                   help="how long kube-apiserver caches a TokenReview answer (a Go duration)")
     p.add_argument("--authorization-skip-group", action="append", default=None, metavar="GROUP",
                    help="callers in this group are never sent to gatekeeper's authorizer "
                         "(repeatable; default system:nodes, which the Node authorizer answers)")
@@ -198,12 +194,12 @@ class Inputs:
 class AuthorizationOptions:
     """The authorization webhook as kube-apiserver runs it: failure policy, timeout, caches."""
 
-    failure_policy: str = "NoOpinion"
-    timeout_seconds: int = 3
-    authorized_ttl: str = "5m0s"
-    unauthorized_ttl: str = "30s"
-    token_cache_ttl: str = "2m0s"
-    skipped_groups: tuple[str, ...] = DEFAULT_SKIPPED_GROUPS
+    failure_policy: str
+    timeout_seconds: int
+    authorized_ttl: str
+    unauthorized_ttl: str
+    token_cache_ttl: str
+    skipped_groups: tuple[str, ...]
 
 
 _DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:h|m|s|ms))+$")

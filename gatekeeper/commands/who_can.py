@@ -16,7 +16,8 @@ import orjson
 from gatekeeper.authn.csvfile import CredentialFileError, read_rows
 from gatekeeper.authn.user import UserInfo
 from gatekeeper.authz.policy import PolicyError, load_policy_file
-from gatekeeper.commands.files import input_file
+from gatekeeper.config import Settings
+from gatekeeper.config.flags import add_flag
 from gatekeeper.lint.whocan import Grant, KnownUser, grants, known_users, request_of
 
 
@@ -37,31 +38,12 @@ def register(sub: Any) -> None:
         metavar="NAMESPACE",
         help="the request's namespace (default: none, a cluster-scoped or all-namespaces request)",
     )
-    p.add_argument(
-        "--authorization-policy-file",
-        type=input_file,
-        action="append",
-        required=True,
-        metavar="FILE",
-        help="the ABAC policy (repeatable: the files are read as one policy, in order)",
-    )
-    p.add_argument(
-        "--token-auth-file",
-        type=input_file,
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="also decide for each user of this token file, with its groups (repeatable)",
-    )
-    p.add_argument(
-        "--basic-auth-file",
-        type=input_file,
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="also decide for each user of this basic-auth file, with its groups (repeatable)",
-    )
-    p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+    add_flag(p, Settings, "authorization_policy_file", repeat=True, required=True,
+             help="the ABAC policy (repeatable: the files are read as one policy, in order)")
+    for name, kind in (("token_auth_file", "token"), ("basic_auth_file", "basic-auth")):
+        add_flag(p, Settings, name, repeat=True,
+                 help=f"also decide for each user of this {kind} file, with its groups (repeatable)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     p.set_defaults(run=run)
 
 

@@ -36,7 +36,6 @@ from starlette.requests import Request
 
 from gatekeeper.server.responses import HTTPError, bad_request
 
-DEFAULT_MAX_JSON_DEPTH = 64
 JSON = "application/json"
 RAW_EXTENSIONS = frozenset({("request", "object"), ("request", "oldObject"), ("request", "options")})
 
@@ -44,7 +43,7 @@ RAW_EXTENSIONS = frozenset({("request", "object"), ("request", "oldObject"), ("r
 async def read_json_object(
     request: Request,
     limit: int,
-    max_depth: int = DEFAULT_MAX_JSON_DEPTH,
+    max_depth: int,  # --max-json-depth
     raw_extensions: Collection[tuple[str, ...]] = (),
 ) -> dict[str, Any]:
     """The body as a JSON object; `raw_extensions` are the key paths that replace when repeated."""

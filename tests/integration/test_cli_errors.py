@@ -14,7 +14,7 @@ import pytest
 
 from gatekeeper import pki
 from gatekeeper.cli import build_parser, main
-from gatekeeper.commands import files, serve
+from gatekeeper.config import files
 from tests.support.server import free_port
 
 # Path flags that name something gatekeeper writes or creates: not inputs, not checked here.
@@ -28,7 +28,7 @@ OUTPUTS = {
     "--config-dir",
     "--output-dir",
 }
-INPUT_TYPES = {files.input_file, files.input_path, files.tls_file, files.input_or_stdin, serve.kubeconfig}
+INPUT_TYPES = {files.input_file, files.input_path, files.tls_file, files.input_or_stdin, files.kubeconfig}
 POLICY = '{"user":"alice"}\n'
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+DEFAULT_PREFIX = "/gatekeeper/"  # --etcd-prefix; kube-apiserver's own objects stay under /registry/
+
 
 class EtcdFlags(Protocol):
     """--etcd-prefix, --etcd-cafile, --etcd-certfile, --etcd-keyfile: serve's Settings and the
@@ -27,7 +29,7 @@ class EtcdFlags(Protocol):
 @dataclass(frozen=True, slots=True)
 class EtcdOptions:
     endpoints: tuple[tuple[str, int], ...]
-    prefix: str = "/gatekeeper/"
+    prefix: str = DEFAULT_PREFIX
     cafile: Path | None = None
     certfile: Path | None = None
     keyfile: Path | None = None
