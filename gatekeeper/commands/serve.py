@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -11,9 +12,9 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
 import uvicorn
 from pydantic import ValidationError
+from uvicorn.supervisors import Multiprocess
 
 from gatekeeper import paths, pki
 from gatekeeper.commands.tls_check import check_port, check_tls_files
@@ -141,24 +142,26 @@ def _serve(settings: Settings) -> int:
     except (OSError, ValueError) as exc:
         print(f"gatekeeper serve: {exc}", file=sys.stderr)
         return 1
-    os.environ["GATEKEEPER_SETTINGS"] = orjson.dumps(settings.model_dump(mode="json")).decode()
     assert settings.tls_cert_file and settings.tls_private_key_file
     from gatekeeper.server.connections import raise_open_file_limit
     from gatekeeper.server.tls import uvicorn_server_options
 
     open_files = raise_open_file_limit()  # before the workers start: they inherit it
-
-    target: Any = app if settings.workers == 1 else "gatekeeper.server.app:create_app_from_env"
-    uvicorn.run(
-        target,
-        factory=settings.workers > 1,
-        host=settings.bind_address,
-        port=settings.secure_port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        access_log=False,
-        proxy_headers=False,  # callers connect directly; no X-Forwarded-For may rename the client
-        log_config=logs.log_config(settings.log_format, settings.log_level),
+    options: dict[str, Any] = {
+        "host": settings.bind_address,
+        "port": settings.secure_port,
+        "log_level": settings.log_level,
+        "access_log": False,
+        "proxy_headers": False,  # callers connect directly; no X-Forwarded-For may rename the client
+        "log_config": logs.log_config(settings.log_format, settings.log_level),
         **uvicorn_server_options(settings, open_files),
-    )
+    }
+    if settings.workers == 1:
+        uvicorn.run(app, **options)
+        return 0
+    # Each worker builds its own app from these settings, pickled with uvicorn's Config into the pipe
+    # that starts it: not through the environment, which every process a worker starts inherits.
+    factory = functools.partial(create_app, settings)
+    config = uvicorn.Config(factory, factory=True, workers=settings.workers, **options)
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
     return 0

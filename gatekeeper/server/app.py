@@ -6,7 +6,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -69,13 +68,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.fast_path = Observe(DirectRoutes())  # the webhooks: timed and counted like every request
     app.not_found = Observe(not_found)  # paths with control characters, before any routing
     return app
-
-
-def create_app_from_env() -> FastAPI:
-    """Factory for uvicorn worker processes: settings arrive as JSON in GATEKEEPER_SETTINGS."""
-    import os
-
-    return create_app(Settings.model_validate(orjson.loads(os.environ["GATEKEEPER_SETTINGS"])))
 
 
 def _install_error_handlers(app: FastAPI) -> None:
