@@ -116,6 +116,7 @@ def flag_errors(exc: ValidationError) -> str:
     return "; ".join(
         f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']}" if error["loc"] else error["msg"]
         for error in exc.errors()
+        if error["type"] != "default_factory_not_called"  # a default from a refused flag: not news
     )
 
 

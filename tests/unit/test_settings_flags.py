@@ -4,12 +4,13 @@ it gets that declaration (name, type, placeholder, default), built into its argp
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import pytest
 
 from gatekeeper import paths
-from gatekeeper.cli import build_parser
+from gatekeeper.cli import build_parser, main
 from gatekeeper.commands.serve import settings_from
 from gatekeeper.commands.usage import default_text
 from gatekeeper.config import Settings
@@ -103,3 +104,22 @@ def test_the_findings_of_the_issue_are_written_once(literal: str, where: str) ->
         if literal in line
     ]
     assert len(found) <= 1, f"{where} is written more than once: {found}"
+
+
+def test_the_flags_design_md_says_keep_kube_apiservers_names_are_declared_as_mirroring_it() -> None:
+    text = " ".join((GATEKEEPER.parent / "DESIGN.md").read_text(encoding="utf-8").split())
+    named = text.split("Flags keep kube-apiserver's names:", 1)[1].split("; plus", 1)[0]
+    flags = re.findall(r"`(--[a-z-]+)`", named)
+    assert len(flags) >= 10
+    by_option = {option(name): name for name in Settings.model_fields}
+    aliases = {alias: name for name in Settings.model_fields for alias in declared(Settings, name)[1].aliases}
+    for flag in flags:
+        name = by_option.get(flag) or aliases[flag]
+        assert declared(Settings, name)[1].mirrors == "kube-apiserver", flag
+
+
+def test_a_value_the_model_refuses_names_that_flag_alone(tmp_path: Path) -> None:
+    """--cert-dir and --store follow --data-dir: a refused flag must not drag them into the message."""
+    with pytest.raises(SystemExit) as refused:
+        main(["serve", "--data-dir", str(tmp_path), "--secure-port", "70000", "--state", "."])
+    assert refused.value.code == "error: --secure-port: Input should be less than or equal to 65535"
