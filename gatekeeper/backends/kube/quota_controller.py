@@ -46,7 +46,6 @@ KINDS = {
     "configmaps": "ConfigMap",
     "replicationcontrollers": "ReplicationController",
 }
-DEFAULT_SYNC_SECONDS = 300.0  # kube-controller-manager's --resource-quota-sync-period
 
 
 def counted_strip(resource: str) -> Strip:
