@@ -14,7 +14,7 @@ from gatekeeper.cli import build_parser, main
 from gatekeeper.commands.serve import settings_from
 from gatekeeper.commands.usage import default_text
 from gatekeeper.config import Settings
-from gatekeeper.config.flags import declared, option
+from gatekeeper.config.flags import FROM_FIELD, declared, option
 from tests.integration.test_cli_errors import leaves
 
 GATEKEEPER = Path(__file__).parents[2] / "gatekeeper"
@@ -34,6 +34,7 @@ def test_every_setting_is_a_serve_flag_with_the_models_default_in_its_help() -> 
     formatter = parser._get_formatter()
     for name, field in Settings.model_fields.items():
         _field, flag = declared(Settings, name)
+        assert flag.default is FROM_FIELD and not flag.required, f"{name}: its default is the field's"
         action = actions[name]
         assert action.option_strings[0] == option(name)
         help_text = " ".join(formatter._expand_help(action).split())
