@@ -1,4 +1,7 @@
-"""In-memory store for the offline CLI and tests."""
+"""In-memory store for the offline CLI and tests.
+
+Stored objects are never changed in place (a put stores a copy, a replace stores new ones), so a
+snapshot may keep them and hand out copies."""
 
 from __future__ import annotations
 
@@ -22,10 +25,13 @@ from gatekeeper.admission.quota.ledger import (
     replay,
 )
 from gatekeeper.admission.state import JSONObject, Key, key_of
+from gatekeeper.backends.snapshot import Snapshot
 from gatekeeper.backends.storable import storable
 
 
 class MemoryStore:
+    blocks = False
+
     def __init__(self, objects: Iterable[JSONObject] = ()) -> None:
         self._lock = threading.Lock()
         self._objects: dict[Key, JSONObject] = {}
@@ -33,15 +39,27 @@ class MemoryStore:
         self.quota_ledger = MemoryLedger()
         self.replace_all(objects)
 
+    def unavailable(self) -> str | None:
+        return None
+
+    def snapshot(self) -> Snapshot[JSONObject]:
+        return Snapshot(self, self, copy.deepcopy)
+
     def get(self, resource: str, namespace: str, name: str) -> JSONObject | None:
-        with self._lock:
-            obj = self._objects.get((resource, namespace, name))
-            return copy.deepcopy(obj) if obj is not None else None
+        obj = self.get_stored(resource, namespace, name)
+        return copy.deepcopy(obj) if obj is not None else None
 
     def list(self, resource: str, namespace: str) -> list[JSONObject]:
+        return [copy.deepcopy(obj) for obj in self.list_stored(resource, namespace)]
+
+    def get_stored(self, resource: str, namespace: str, name: str) -> JSONObject | None:
+        with self._lock:
+            return self._objects.get((resource, namespace, name))
+
+    def list_stored(self, resource: str, namespace: str) -> builtins.list[JSONObject]:
         with self._lock:
             keys = sorted(k for k in self._objects if k[0] == resource and k[1] == namespace)
-            return [copy.deepcopy(self._objects[k]) for k in keys]
+            return [self._objects[k] for k in keys]
 
     def put(self, obj: JSONObject) -> None:
         stored = storable(obj)
