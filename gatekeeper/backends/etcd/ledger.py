@@ -238,8 +238,18 @@ def _snapshot(responses: list[dict[str, object]], namespace: str, charges: list[
     fingerprints = {}
     for charge, response in zip(charges, responses[1:], strict=True):
         for kv in key_values(_range(response)):
-            fingerprints[charge.request.uid] = str(orjson.loads(kv.value).get("fingerprint", ""))
+            fingerprints[charge.request.uid] = _fingerprint(kv)
     return Snapshot(_rows(usage, namespace), usage.mod_revision if usage else 0, fingerprints)
+
+
+def _fingerprint(kv: KeyValue) -> str:
+    try:
+        remembered = orjson.loads(kv.value)
+    except orjson.JSONDecodeError:
+        remembered = None
+    if not isinstance(remembered, dict):
+        raise StoreError(f"etcd key {kv.key.decode(errors='replace')} is not a JSON object")
+    return str(remembered.get("fingerprint", ""))
 
 
 def _remembered(charge: Charge, namespace: str) -> bytes:

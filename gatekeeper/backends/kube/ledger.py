@@ -122,19 +122,24 @@ class ResourceQuotaStatusLedger:
                 current[name] = fresh
                 checking.add(name)
         for charge in charges:
-            if charge.outcome is None:
+            if charge.outcome is None and charge.error is None:
                 charge.error = ApiError(
                     f"resourcequotas in {namespace}: conflicting after {MAX_ATTEMPTS} writes"
                 )
 
     @staticmethod
     def _decide(charges: list[Charge], usage: dict[str, Used]) -> dict[str, Used]:
-        """Each undecided charge in turn, on the quotas being checked; a refusal is final."""
+        """Each undecided charge in turn, on the quotas being checked; a refusal is final. A charge
+        whose `change` raises gets the exception (a bug is not the API server's outage)."""
         usage = dict(usage)
         for charge in charges:
-            if charge.outcome is not None:
+            if charge.outcome is not None or charge.error is not None:
                 continue
-            result = charge.change({name: usage[name] for name in charge.seeds if name in usage})
+            try:
+                result = charge.change({name: usage[name] for name in charge.seeds if name in usage})
+            except Exception as exc:
+                charge.error = exc
+                continue
             if isinstance(result, Refused):
                 charge.outcome = Outcome(Applied.REFUSED, result.message)
                 continue
@@ -145,7 +150,7 @@ class ResourceQuotaStatusLedger:
         now = time.time()
         with self._lock:
             for charge in charges:
-                if charge.outcome is None:
+                if charge.outcome is None and charge.error is None:
                     charge.outcome = Outcome(Applied.CHANGED)
                     self._applied[charge.request.uid] = (charge.request.fingerprint, now)
             forget_before(self._applied, now - REMEMBER_REQUESTS_SECONDS)
