@@ -9,7 +9,7 @@ import builtins
 import copy
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from gatekeeper.admission.quota.ledger import (
     REMEMBER_REQUESTS_SECONDS,
@@ -22,6 +22,7 @@ from gatekeeper.admission.quota.ledger import (
     Used,
     current,
     forget_before,
+    ignore_wait,
     replay,
 )
 from gatekeeper.admission.state import JSONObject, Key, key_of
@@ -109,6 +110,7 @@ class MemoryLedger:
     live = False
 
     def __init__(self) -> None:
+        self.lock_wait: Callable[[float], None] = ignore_wait
         self._lock = threading.Lock()
         self._rows: dict[tuple[str, str], Used] = {}
         self._applied: dict[str, tuple[str, float]] = {}  # uid -> (fingerprint, when)
@@ -120,7 +122,9 @@ class MemoryLedger:
     def apply(
         self, namespace: str, request: RequestKey, seeds: Mapping[str, Used], change: Change
     ) -> Outcome:
+        asked = time.perf_counter()
         with self._lock:
+            self.lock_wait(time.perf_counter() - asked)
             if request.uid in self._applied:
                 return replay(request, self._applied[request.uid][0])
             before = current(self._namespace_rows(namespace), seeds)

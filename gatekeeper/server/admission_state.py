@@ -14,6 +14,7 @@ from gatekeeper.backends.kube.reflector import KindStatus
 from gatekeeper.backends.manifests import ManifestSync
 from gatekeeper.config import Settings
 from gatekeeper.errors import InvalidFile
+from gatekeeper.server import metrics
 from gatekeeper.server.reload import Retry, Watched
 
 
@@ -75,6 +76,7 @@ def build_admission(settings: Settings) -> AdmissionState:
         store = _open(settings)
     except StoreError as exc:
         raise AdmissionSetupError(str(exc)) from None
+    store.quota_ledger.lock_wait = metrics.record_quota_lock_wait
     manifests = watch_manifests(ManifestSync(store, settings.state)) if settings.state else None
     return AdmissionState(store, chain, manifests)
 

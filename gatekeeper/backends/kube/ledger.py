@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import quote
 
 from gatekeeper.admission.quota.batches import Charge, ChargeInterrupted, Turns
@@ -32,6 +32,7 @@ from gatekeeper.admission.quota.ledger import (
     RequestKey,
     Used,
     forget_before,
+    ignore_wait,
     replay,
 )
 from gatekeeper.admission.quota.resources import QuotaError, parse_list, to_strings
@@ -51,6 +52,7 @@ class ResourceQuotaStatusLedger:
         self._client = client
         self._quotas = quotas
         self._turns: Turns[Charge] = Turns(self._settle_all, MAX_BATCH)
+        self.lock_wait: Callable[[float], None] = ignore_wait
         self._lock = threading.Lock()
         self._applied: dict[str, tuple[str, float]] = {}  # uid -> (fingerprint, when)
         self.conflicts = 0  # 409s met
@@ -70,6 +72,9 @@ class ResourceQuotaStatusLedger:
             raise ApiError(str(exc)) from None
 
     def _settle_all(self, namespace: str, charges: list[Charge]) -> None:
+        started = time.perf_counter()
+        for charge in charges:
+            self.lock_wait(started - charge.asked)
         firsts: dict[str, Charge] = {}
         for charge in charges:
             firsts.setdefault(charge.request.uid, charge)

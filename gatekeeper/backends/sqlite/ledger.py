@@ -8,13 +8,14 @@ the usage a request plans with) proceed while a charge is being written.
 
 The transaction holds only what must be decided on the usage at commit time: the uid lookup, the
 namespace's rows, `change`, and the writes. Expired uids are deleted by the database's background
-thread, in short transactions of their own.
+thread, in short transactions of their own. How long each charge waited for the write lock is
+handed to `lock_wait` (gatekeeper_quota_lock_wait_seconds), apart from the time it held it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import orjson
 
@@ -27,6 +28,7 @@ from gatekeeper.admission.quota.ledger import (
     RequestKey,
     Used,
     current,
+    ignore_wait,
     replay,
 )
 from gatekeeper.admission.state import StoreError
@@ -38,6 +40,7 @@ class SQLiteLedger:
 
     def __init__(self, database: Database) -> None:
         self._db = database
+        self.lock_wait: Callable[[float], None] = ignore_wait
 
     def usage(self, namespace: str, seeds: Mapping[str, Used]) -> NamespaceUsage:
         rows = self._db.read("SELECT quota, used FROM quota_usage WHERE namespace = ?", (namespace,))
@@ -46,7 +49,9 @@ class SQLiteLedger:
     def apply(
         self, namespace: str, request: RequestKey, seeds: Mapping[str, Used], change: Change
     ) -> Outcome:
+        asked = time.perf_counter()
         with self._db.writing() as db:
+            self.lock_wait(time.perf_counter() - asked)
             seen = db.execute("SELECT fingerprint FROM quota_requests WHERE uid = ?", (request.uid,))
             row = seen.fetchone()
             if row is not None:
