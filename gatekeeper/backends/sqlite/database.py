@@ -43,8 +43,9 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from gatekeeper.admission.quota.ledger import REMEMBER_REQUESTS_SECONDS
@@ -128,40 +129,50 @@ class Database:
     def failed(self, exc: BaseException | str) -> StoreError:
         return StoreError(f"SQLite store {self.path}: {exc}")
 
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[sqlite3.Connection]:
+    def writing(self) -> _Writing:
         """One write transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any exception): all of it
         happens or none of it does. sqlite3.Error and OSError come out as StoreError."""
-        with self._lock:
-            try:
-                fcntl.flock(self._writer_lock, fcntl.LOCK_EX)
-            except OSError as exc:
-                raise self.failed(exc) from None
-            try:
-                yield from self._transaction()
-            finally:
-                fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
+        return _Writing(self)
 
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._writer
+    def _begin(self) -> sqlite3.Connection:
+        self._lock.acquire()
         try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
+            fcntl.flock(self._writer_lock, fcntl.LOCK_EX)
+        except OSError as exc:
+            self._lock.release()
             raise self.failed(exc) from None
         try:
-            yield db
-        except BaseException as exc:
+            self._writer.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._unlock()
+            raise self.failed(exc) from None
+        return self._writer
+
+    def _end(self, exc: BaseException | None) -> None:
+        try:
+            if exc is None:
+                self._commit()
+                return
             with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
+                self._writer.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
                 raise self.failed(exc) from None
-            raise
+        finally:
+            self._unlock()
+
+    def _commit(self) -> None:
         try:
-            db.execute("COMMIT")
+            self._writer.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
+                self._writer.execute("ROLLBACK")
             raise self.failed(f"commit failed: {exc}") from None
+
+    def _unlock(self) -> None:
+        try:
+            fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
 
     def read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         """The rows of one SELECT, on this thread's own connection."""
@@ -231,6 +242,21 @@ class Database:
                 ).rowcount
             if deleted < FORGET_BATCH:
                 return
+
+
+class _Writing:
+    """Database.writing(); a class rather than a generator, as it is on every charge's path."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self._database._begin()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._database._end(exc)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
