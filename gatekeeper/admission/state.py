@@ -87,7 +87,7 @@ class Store(Protocol):
         ...
 
     def applied_manifests(self) -> dict[Key, str]:
-        """The digest of each manifest object as last applied (see store/manifests.py)."""
+        """The digest of each manifest object as last applied (see backends/manifests.py)."""
         ...
 
     def apply_manifests(

@@ -2,10 +2,10 @@
 
 Keys under the prefix (`--etcd-prefix`, default `/gatekeeper/`), each path part percent-encoded:
   objects/<resource>/<namespace>/<name>   the object as JSON ("" namespace for cluster-scoped ones)
-  manifests                               JSON {"resource/namespace/name": digest} (store/manifests.py)
+  manifests                               JSON {"resource/namespace/name": digest} (backends/manifests.py)
   quota/...                               the quota ledger (gatekeeper/backends/etcd/ledger.py)
 
-Reads come from a watched copy of objects/ (store/etcd_watch.py), or from etcd itself while that
+Reads come from a watched copy of objects/ (watch.py), or from etcd itself while that
 copy is not current. A write returns once this process's copy includes it, so a replica reads its
 own writes. etcd caps a transaction at 128 operations, so `replace_all` and `apply_manifests` write
 in transactions of MAX_TXN_OPS: each object is written whole, and the manifests digest goes last, so
