@@ -2,15 +2,20 @@
 
 Objects are addressed by (resource, namespace, name), where resource is the lower-case plural
 ("namespaces", "limitranges", "resourcequotas", "serviceaccounts", "secrets") and namespace is ""
-for cluster-scoped objects. Implementations: memory.py (offline CLI), sqlite.py (serve), etcd.py
-(several replicas).
+for cluster-scoped objects. Implementations, all in gatekeeper/backends/: memory.py (offline CLI),
+sqlite/ (serve), etcd/ (several replicas), kube/ (a live cluster). Nothing outside backends/ names
+one: the server asks the interface what it needs (a snapshot per request, whether calls block,
+whether the store can answer now).
+
+Every failure to reach or read the store is a StoreError (errors.Unavailable: 503, so the
+caller's failurePolicy decides), whichever backend and wherever it is met.
 """
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from gatekeeper.admission.quota.ledger import QuotaLedger
 from gatekeeper.errors import Unavailable
@@ -45,6 +50,26 @@ class Store(Protocol):
         """Quota usage, kept beside the objects (gatekeeper/admission/quota/ledger.py)."""
         ...
 
+    @property
+    def blocks(self) -> bool:
+        """True when a call may wait for a network round trip (etcd, a live cluster's API server):
+        the server runs admission for such a store on a thread. A local store (memory, SQLite)
+        answers in microseconds, so admission runs on the event loop: a hop to a thread costs
+        more than the work, and dozens of threads contending for the GIL while one of them holds
+        SQLite's write lock make every request wait."""
+        ...
+
+    def unavailable(self) -> str | None:
+        """Why the store cannot answer now (etcd unreachable, a live cluster's first lists not in
+        yet), or None; a local store is always available (its failures are StoreErrors)."""
+        ...
+
+    def snapshot(self) -> Store:
+        """The store as one request reads it: each object read at most once, and every later read of
+        the request sees the same object (a fresh copy each time, so a plugin may change it).
+        Writes go through to the store and are read back. A snapshot's snapshot is itself."""
+        ...
+
     def get(self, resource: str, namespace: str, name: str) -> JSONObject | None: ...
 
     def list(self, resource: str, namespace: str) -> list[JSONObject]:
@@ -62,7 +87,7 @@ class Store(Protocol):
         ...
 
     def applied_manifests(self) -> dict[Key, str]:
-        """The digest of each manifest object as last applied (see store/manifests.py)."""
+        """The digest of each manifest object as last applied (see backends/manifests.py)."""
         ...
 
     def apply_manifests(
@@ -74,15 +99,6 @@ class Store(Protocol):
     def all(self) -> builtins.list[JSONObject]: ...
 
     def close(self) -> None: ...
-
-
-@runtime_checkable
-class ReportsAvailability(Protocol):
-    """A store on a server of its own (etcd) can be unreachable for a while; memory and SQLite cannot."""
-
-    def unavailable(self) -> str | None:
-        """Why the store cannot answer now, or None."""
-        ...
 
 
 def key_of(obj: JSONObject) -> Key:

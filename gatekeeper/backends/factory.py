@@ -47,3 +47,11 @@ def _open_etcd(url: str, options: EtcdOptions | None) -> Store:
         raise StoreURLError(f"--store {url!r}: {exc}; {EXPECTED}") from None
     given = options or EtcdOptions(endpoints=())
     return EtcdStore(dataclasses.replace(given, endpoints=endpoints))
+
+
+def open_cluster(kubeconfig: str, quota_controller: float | None = None) -> Store:
+    """A live cluster's objects (serve --kubeconfig): KubeConfigError or StoreError on failure.
+    `quota_controller`: recount quotas from watches, fully every this many seconds."""
+    from gatekeeper.backends.kube.store import KubeStore
+
+    return KubeStore(kubeconfig, quota_controller=quota_controller)

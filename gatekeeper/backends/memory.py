@@ -1,4 +1,7 @@
-"""In-memory store for the offline CLI and tests."""
+"""In-memory store for the offline CLI and tests.
+
+Stored objects are never changed in place (a put stores a copy, a replace stores new ones), so a
+snapshot may keep them and hand out copies."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import builtins
 import copy
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from gatekeeper.admission.quota.ledger import (
     REMEMBER_REQUESTS_SECONDS,
@@ -19,13 +22,17 @@ from gatekeeper.admission.quota.ledger import (
     Used,
     current,
     forget_before,
+    ignore_wait,
     replay,
 )
 from gatekeeper.admission.state import JSONObject, Key, key_of
+from gatekeeper.backends.snapshot import Snapshot
 from gatekeeper.backends.storable import storable
 
 
 class MemoryStore:
+    blocks = False
+
     def __init__(self, objects: Iterable[JSONObject] = ()) -> None:
         self._lock = threading.Lock()
         self._objects: dict[Key, JSONObject] = {}
@@ -33,15 +40,27 @@ class MemoryStore:
         self.quota_ledger = MemoryLedger()
         self.replace_all(objects)
 
+    def unavailable(self) -> str | None:
+        return None
+
+    def snapshot(self) -> Snapshot[JSONObject]:
+        return Snapshot(self, self, copy.deepcopy)
+
     def get(self, resource: str, namespace: str, name: str) -> JSONObject | None:
-        with self._lock:
-            obj = self._objects.get((resource, namespace, name))
-            return copy.deepcopy(obj) if obj is not None else None
+        obj = self.get_stored(resource, namespace, name)
+        return copy.deepcopy(obj) if obj is not None else None
 
     def list(self, resource: str, namespace: str) -> list[JSONObject]:
+        return [copy.deepcopy(obj) for obj in self.list_stored(resource, namespace)]
+
+    def get_stored(self, resource: str, namespace: str, name: str) -> JSONObject | None:
+        with self._lock:
+            return self._objects.get((resource, namespace, name))
+
+    def list_stored(self, resource: str, namespace: str) -> builtins.list[JSONObject]:
         with self._lock:
             keys = sorted(k for k in self._objects if k[0] == resource and k[1] == namespace)
-            return [copy.deepcopy(self._objects[k]) for k in keys]
+            return [self._objects[k] for k in keys]
 
     def put(self, obj: JSONObject) -> None:
         stored = storable(obj)
@@ -91,6 +110,7 @@ class MemoryLedger:
     live = False
 
     def __init__(self) -> None:
+        self.lock_wait: Callable[[float], None] = ignore_wait
         self._lock = threading.Lock()
         self._rows: dict[tuple[str, str], Used] = {}
         self._applied: dict[str, tuple[str, float]] = {}  # uid -> (fingerprint, when)
@@ -102,7 +122,9 @@ class MemoryLedger:
     def apply(
         self, namespace: str, request: RequestKey, seeds: Mapping[str, Used], change: Change
     ) -> Outcome:
+        asked = time.perf_counter()
         with self._lock:
+            self.lock_wait(time.perf_counter() - asked)
             if request.uid in self._applied:
                 return replay(request, self._applied[request.uid][0])
             before = current(self._namespace_rows(namespace), seeds)

@@ -73,6 +73,28 @@ def test_64_parallel_cpu_requests_admit_exactly_what_fits(two_workers_cpu: Serve
         assert used(client) == {"requests.cpu": "1"}
 
 
+def lock_waits(client: httpx.Client) -> float:
+    """gatekeeper_quota_lock_wait_seconds_count, summed over the workers."""
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    counts = [line.split()[-1] for line in response.text.splitlines()
+              if line.startswith("gatekeeper_quota_lock_wait_seconds_count")]
+    return float(counts[0]) if counts else 0.0
+
+
+def test_every_charge_counts_its_wait_for_the_ledger_lock(two_workers_pods: Server) -> None:
+    """Each charge, admitted or refused, waited for the ledger's write lock once; the wait is a
+    metric of its own, apart from the request's latency."""
+    reviews = [pod_review(str(uuid.uuid4()), f"p-{i}") for i in range(PARALLEL)]
+    dry = pod_review(str(uuid.uuid4()), "dry")
+    dry["request"]["dryRun"] = True  # checked, never charged: it takes no lock
+    assert race(two_workers_pods, reviews) == 10
+    with two_workers_pods.client() as client:
+        assert lock_waits(client) == PARALLEL
+        client.post("/validate", json=dry)
+        assert lock_waits(client) == PARALLEL
+
+
 def test_a_retried_review_is_charged_once_and_dry_run_never(two_workers_pods: Server) -> None:
     review = pod_review(str(uuid.uuid4()), "retried")
     dry = pod_review(str(uuid.uuid4()), "dry")

@@ -39,6 +39,13 @@ def test_store_bench_runs_on_every_store() -> None:
     assert [" ".join(row.split()[:2]) for row in rows[1:]] == ["sqlite 10", "etcd, 1", "etcd, 3"]
 
 
+def test_ledger_bench_runs() -> None:
+    from tests.bench import bench_ledger
+
+    rows = bench_ledger.run(calls=30, runs=1)
+    assert [row.split()[0] for row in rows] == ["run", "1"] and len(rows[1].split()) == 4
+
+
 def test_lint_bench_runs() -> None:
     from tests.bench import bench_lint
 

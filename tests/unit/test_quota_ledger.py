@@ -20,7 +20,7 @@ from gatekeeper.admission.quota.ledger import (
     RequestKey,
 )
 from gatekeeper.backends.memory import MemoryLedger
-from gatekeeper.backends.sqlite.ledger import SQLiteLedger
+from gatekeeper.backends.sqlite.store import SQLiteStore
 from tests.support.etcd import etcd_store
 from tests.support.waiting import wait_for
 
@@ -43,7 +43,12 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QuotaLedg
         with etcd_store() as store:
             yield store.quota_ledger
         return
-    opened: QuotaLedger = MemoryLedger() if request.param == "memory" else SQLiteLedger(tmp_path / "q.db")
+    if request.param == "sqlite":  # the ledger shares the store's file and connections
+        store = SQLiteStore(tmp_path / "q.db")
+        yield store.quota_ledger
+        store.close()
+        return
+    opened = MemoryLedger()
     yield opened
     opened.close()
 
@@ -87,32 +92,33 @@ def test_an_exception_in_change_rolls_back(ledger: QuotaLedger) -> None:
 
 
 def test_sqlite_usage_and_request_uids_survive_reopening(tmp_path: Path) -> None:
-    first = SQLiteLedger(tmp_path / "q.db")
-    first.apply("ns", RequestKey("uid-1"), SEEDS, add_pod(10))
+    first = SQLiteStore(tmp_path / "q.db")
+    first.quota_ledger.apply("ns", RequestKey("uid-1"), SEEDS, add_pod(10))
     first.close()
-    second = SQLiteLedger(tmp_path / "q.db")
-    assert second.usage("ns", SEEDS) == {"compute": {"pods": "4"}}
-    assert second.apply("ns", RequestKey("uid-1"), SEEDS, add_pod(10)).applied is Applied.REPLAYED
+    second = SQLiteStore(tmp_path / "q.db")
+    ledger = second.quota_ledger
+    assert ledger.usage("ns", SEEDS) == {"compute": {"pods": "4"}}
+    assert ledger.apply("ns", RequestKey("uid-1"), SEEDS, add_pod(10)).applied is Applied.REPLAYED
     second.close()
 
 
 def _charge_many(path: str, worker: int, count: int) -> int:
-    ledger = SQLiteLedger(path)
+    store = SQLiteStore(Path(path))
     changed = 0
     for i in range(count):
-        outcome = ledger.apply("ns", RequestKey(f"w{worker}-{i}"), {"compute": {}}, add_pod(25))
+        outcome = store.quota_ledger.apply("ns", RequestKey(f"w{worker}-{i}"), {"compute": {}}, add_pod(25))
         changed += outcome.applied is Applied.CHANGED
-    ledger.close()
+    store.close()
     return changed
 
 
 def test_sqlite_processes_racing_for_the_last_units_never_overshoot(tmp_path: Path) -> None:
     path = str(tmp_path / "q.db")
-    SQLiteLedger(path).close()
+    SQLiteStore(Path(path)).close()
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         changed = pool.starmap(_charge_many, [(path, worker, 20) for worker in range(4)])
     assert sum(changed) == 25
-    assert SQLiteLedger(path).usage("ns", {"compute": {}}) == {"compute": {"pods": "25"}}
+    assert SQLiteStore(Path(path)).quota_ledger.usage("ns", {"compute": {}}) == {"compute": {"pods": "25"}}
 
 
 def test_a_reused_uid_for_a_different_request_is_a_conflict(ledger: QuotaLedger) -> None:
@@ -141,10 +147,10 @@ def test_sqlite_charges_are_checkpointed_into_the_database_file(tmp_path: Path) 
     """No charge checkpoints (it would hold the write lock through an fsync); a thread does."""
     path = tmp_path / "q.db"
     before = set(threading.enumerate())
-    ledger = SQLiteLedger(path)
+    store = SQLiteStore(path)
     (checkpointer,) = set(threading.enumerate()) - before
     for i in range(50):
-        ledger.apply("ns", RequestKey(f"uid-{i}"), {"compute": {}}, add_pod(100))
+        store.quota_ledger.apply("ns", RequestKey(f"uid-{i}"), {"compute": {}}, add_pod(100))
     wait_for(lambda: _rows_in_database_file(path) == 50, timeout=10, tolerate=(sqlite3.OperationalError,))
-    ledger.close()
+    store.close()
     assert not checkpointer.is_alive()

@@ -12,6 +12,7 @@ leads for longer than its own batch.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -34,6 +35,7 @@ class Charge:
     change: Change
     outcome: Outcome | None = None
     error: BaseException | None = None
+    asked: float = field(default_factory=time.perf_counter)  # when it started to wait for its turn
 
     def result(self) -> Outcome:
         if self.error is not None:

@@ -73,11 +73,21 @@ class Outcome:
     message: str = ""
 
 
+def ignore_wait(_seconds: float) -> None:
+    """A ledger's `lock_wait` until someone wants to know."""
+
+
 class QuotaLedger(Protocol):
     live: bool
     """True when usage is the ResourceQuota objects' own status.used in a live cluster, kept by its
     quota controller: quotas are enforced from status.hard only, and a new quota starts where the
     controller starts it. False for gatekeeper's own ledgers (memory, SQLite, etcd)."""
+
+    lock_wait: Callable[[float], None]
+    """Called with the seconds each `apply` waited for its turn to write (SQLite: this process's
+    other charges, the flock, SQLite's lock; etcd and a live cluster: the namespace's write in
+    flight), apart from the time it then held it. The server counts it in
+    gatekeeper_quota_lock_wait_seconds."""
 
     def usage(self, namespace: str, seeds: Mapping[str, Used]) -> NamespaceUsage:
         """The current usage of the quotas named in `seeds` (quota name -> manifest status.used)."""

@@ -62,20 +62,30 @@ def prefix_end(prefix: bytes) -> bytes:
     return prefix[:-1] + bytes([prefix[-1] + 1])
 
 
+# What a gateway answer of the wrong shape raises when it is read (a proxy's page, a newer etcd)
+MALFORMED_ANSWER = (KeyError, TypeError, ValueError, AttributeError)
+
+
 def key_values(range_response: dict[str, Any]) -> list[KeyValue]:
-    return [
-        KeyValue(
-            key=base64.b64decode(kv["key"]),
-            value=base64.b64decode(kv.get("value", "")),
-            mod_revision=int(kv.get("mod_revision", 0)),
-            version=int(kv.get("version", 0)),
-        )
-        for kv in range_response.get("kvs", [])
-    ]
+    try:
+        return [
+            KeyValue(
+                key=base64.b64decode(kv["key"]),
+                value=base64.b64decode(kv.get("value", "")),
+                mod_revision=int(kv.get("mod_revision", 0)),
+                version=int(kv.get("version", 0)),
+            )
+            for kv in range_response.get("kvs", [])
+        ]
+    except MALFORMED_ANSWER as exc:
+        raise StoreError(f"etcd answered a range of the wrong shape: {type(exc).__name__}") from None
 
 
 def revision_of(response: dict[str, Any]) -> int:
-    return int(response.get("header", {}).get("revision", 0))
+    try:
+        return int(response.get("header", {}).get("revision", 0))
+    except MALFORMED_ANSWER as exc:
+        raise StoreError(f"etcd answered without a revision: {type(exc).__name__}") from None
 
 
 def _session(options: EtcdOptions) -> requests.Session:
@@ -211,7 +221,10 @@ class EtcdClient:
         )
 
     def grant_lease(self, ttl: int) -> int:
-        return int(self.call("/lease/grant", {"TTL": ttl, "ID": 0})["ID"])
+        try:
+            return int(self.call("/lease/grant", {"TTL": ttl, "ID": 0})["ID"])
+        except MALFORMED_ANSWER:
+            raise StoreError("etcd granted a lease without its ID") from None
 
     def close(self) -> None:
         for member in self._members:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -39,6 +39,7 @@ from gatekeeper.admission.quota.ledger import (
     RequestKey,
     Used,
     current,
+    ignore_wait,
     replay,
 )
 from gatekeeper.admission.state import StoreError
@@ -71,6 +72,7 @@ class EtcdLedger:
         self._client = client
         self._prefix = prefix.encode()
         self._turns: Turns[Charge] = Turns(self._settle_all, MAX_BATCH)
+        self.lock_wait: Callable[[float], None] = ignore_wait
         self._lease_lock = threading.Lock()
         self._lease: tuple[int, float] | None = None  # (id, granted at)
         # namespace -> its usage as this process last wrote it: the next charge tries its
@@ -92,6 +94,9 @@ class EtcdLedger:
             raise StoreError(str(exc)) from None
 
     def _settle_all(self, namespace: str, charges: list[Charge]) -> None:
+        started = time.perf_counter()
+        for charge in charges:
+            self.lock_wait(started - charge.asked)
         try:
             self._settle(namespace, charges)
         except Exception as exc:  # etcd unreachable, say: every undecided charge of the batch fails
@@ -238,8 +243,18 @@ def _snapshot(responses: list[dict[str, object]], namespace: str, charges: list[
     fingerprints = {}
     for charge, response in zip(charges, responses[1:], strict=True):
         for kv in key_values(_range(response)):
-            fingerprints[charge.request.uid] = str(orjson.loads(kv.value).get("fingerprint", ""))
+            fingerprints[charge.request.uid] = _fingerprint(kv)
     return Snapshot(_rows(usage, namespace), usage.mod_revision if usage else 0, fingerprints)
+
+
+def _fingerprint(kv: KeyValue) -> str:
+    try:
+        remembered = orjson.loads(kv.value)
+    except orjson.JSONDecodeError:
+        remembered = None
+    if not isinstance(remembered, dict):
+        raise StoreError(f"etcd key {kv.key.decode(errors='replace')} is not a JSON object")
+    return str(remembered.get("fingerprint", ""))
 
 
 def _remembered(charge: Charge, namespace: str) -> bytes:

@@ -2,10 +2,10 @@
 
 Keys under the prefix (`--etcd-prefix`, default `/gatekeeper/`), each path part percent-encoded:
   objects/<resource>/<namespace>/<name>   the object as JSON ("" namespace for cluster-scoped ones)
-  manifests                               JSON {"resource/namespace/name": digest} (store/manifests.py)
+  manifests                               JSON {"resource/namespace/name": digest} (backends/manifests.py)
   quota/...                               the quota ledger (gatekeeper/backends/etcd/ledger.py)
 
-Reads come from a watched copy of objects/ (store/etcd_watch.py), or from etcd itself while that
+Reads come from a watched copy of objects/ (watch.py), or from etcd itself while that
 copy is not current. A write returns once this process's copy includes it, so a replica reads its
 own writes. etcd caps a transaction at 128 operations, so `replace_all` and `apply_manifests` write
 in transactions of MAX_TXN_OPS: each object is written whole, and the manifests digest goes last, so
@@ -31,6 +31,7 @@ from gatekeeper.backends.etcd.client import (
 from gatekeeper.backends.etcd.ledger import EtcdLedger
 from gatekeeper.backends.etcd.options import EtcdOptions
 from gatekeeper.backends.etcd.watch import NotSynced, WatchedPrefix
+from gatekeeper.backends.snapshot import Snapshot
 from gatekeeper.backends.storable import storable
 
 OWN_WRITE_WAIT = 1.0  # seconds a write waits to see itself in this process's copy
@@ -46,27 +47,38 @@ class EtcdStore:
         self.quota_ledger = EtcdLedger(self._client, prefix.decode() + "quota/")
         self._copy = WatchedPrefix(self._client, self._objects_prefix)
 
+    blocks = True  # a read the watched copy cannot answer, and every write, is a round trip
+
     def unavailable(self) -> str | None:
         """Why this store cannot answer now (etcd unreachable), or None."""
         return self._copy.problem()
 
+    def snapshot(self) -> Snapshot[bytes]:
+        """A request's reads, each from the watched copy (or etcd) once (backends/snapshot.py)."""
+        return Snapshot(self, self, _decode)
+
     def get(self, resource: str, namespace: str, name: str) -> JSONObject | None:
-        path = _path((resource, namespace, name))
-        try:
-            value = self._copy.get(path)
-        except NotSynced:
-            kv = self._client.get(self._objects_prefix + path)
-            value = kv.value if kv else None
+        value = self.get_stored(resource, namespace, name)
         return _decode(value) if value is not None else None
 
     def list(self, resource: str, namespace: str) -> builtins.list[JSONObject]:
+        return [_decode(value) for value in self.list_stored(resource, namespace)]
+
+    def get_stored(self, resource: str, namespace: str, name: str) -> bytes | None:
+        path = _path((resource, namespace, name))
+        try:
+            return self._copy.get(path)
+        except NotSynced:
+            kv = self._client.get(self._objects_prefix + path)
+            return kv.value if kv else None
+
+    def list_stored(self, resource: str, namespace: str) -> builtins.list[bytes]:
         parent = _part(resource) + b"/" + _part(namespace)
         try:
-            values = self._copy.children(parent)
+            return self._copy.children(parent)
         except NotSynced:
             kvs, _ = self._client.range_prefix(self._objects_prefix + parent + b"/")
-            values = [kv.value for kv in kvs]  # etcd returns keys in order, so by name
-        return [_decode(value) for value in values]
+            return [kv.value for kv in kvs]  # etcd returns keys in order, so by name
 
     def all(self) -> builtins.list[JSONObject]:
         objects = [(_key(path), _decode(value)) for path, value in self._items()]
@@ -91,8 +103,13 @@ class EtcdStore:
         kv = self._client.get(self._manifests_key)
         if kv is None:
             return {}
-        stored = orjson.loads(kv.value)
-        return {_key(path.encode()): digest for path, digest in stored.items()}
+        try:
+            stored = orjson.loads(kv.value)
+        except orjson.JSONDecodeError:
+            stored = None
+        if not isinstance(stored, dict):
+            raise StoreError(f"etcd key {self._manifests_key.decode()} is not a JSON object")
+        return {_key(path.encode()): str(digest) for path, digest in stored.items()}
 
     def apply_manifests(
         self, puts: Iterable[JSONObject], deletes: Iterable[Key], applied: Mapping[Key, str]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import quote
 
 from gatekeeper.admission.quota.batches import Charge, ChargeInterrupted, Turns
@@ -32,6 +32,7 @@ from gatekeeper.admission.quota.ledger import (
     RequestKey,
     Used,
     forget_before,
+    ignore_wait,
     replay,
 )
 from gatekeeper.admission.quota.resources import QuotaError, parse_list, to_strings
@@ -51,6 +52,7 @@ class ResourceQuotaStatusLedger:
         self._client = client
         self._quotas = quotas
         self._turns: Turns[Charge] = Turns(self._settle_all, MAX_BATCH)
+        self.lock_wait: Callable[[float], None] = ignore_wait
         self._lock = threading.Lock()
         self._applied: dict[str, tuple[str, float]] = {}  # uid -> (fingerprint, when)
         self.conflicts = 0  # 409s met
@@ -70,6 +72,9 @@ class ResourceQuotaStatusLedger:
             raise ApiError(str(exc)) from None
 
     def _settle_all(self, namespace: str, charges: list[Charge]) -> None:
+        started = time.perf_counter()
+        for charge in charges:
+            self.lock_wait(started - charge.asked)
         firsts: dict[str, Charge] = {}
         for charge in charges:
             firsts.setdefault(charge.request.uid, charge)
@@ -122,19 +127,24 @@ class ResourceQuotaStatusLedger:
                 current[name] = fresh
                 checking.add(name)
         for charge in charges:
-            if charge.outcome is None:
+            if charge.outcome is None and charge.error is None:
                 charge.error = ApiError(
                     f"resourcequotas in {namespace}: conflicting after {MAX_ATTEMPTS} writes"
                 )
 
     @staticmethod
     def _decide(charges: list[Charge], usage: dict[str, Used]) -> dict[str, Used]:
-        """Each undecided charge in turn, on the quotas being checked; a refusal is final."""
+        """Each undecided charge in turn, on the quotas being checked; a refusal is final. A charge
+        whose `change` raises gets the exception (a bug is not the API server's outage)."""
         usage = dict(usage)
         for charge in charges:
-            if charge.outcome is not None:
+            if charge.outcome is not None or charge.error is not None:
                 continue
-            result = charge.change({name: usage[name] for name in charge.seeds if name in usage})
+            try:
+                result = charge.change({name: usage[name] for name in charge.seeds if name in usage})
+            except Exception as exc:
+                charge.error = exc
+                continue
             if isinstance(result, Refused):
                 charge.outcome = Outcome(Applied.REFUSED, result.message)
                 continue
@@ -145,7 +155,7 @@ class ResourceQuotaStatusLedger:
         now = time.time()
         with self._lock:
             for charge in charges:
-                if charge.outcome is None:
+                if charge.outcome is None and charge.error is None:
                     charge.outcome = Outcome(Applied.CHANGED)
                     self._applied[charge.request.uid] = (charge.request.fingerprint, now)
             forget_before(self._applied, now - REMEMBER_REQUESTS_SECONDS)

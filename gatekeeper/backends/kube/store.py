@@ -30,6 +30,7 @@ from gatekeeper.backends.kube.ledger import ResourceQuotaStatusLedger
 from gatekeeper.backends.kube.quota_controller import COUNTED, QuotaController, counted_strip
 from gatekeeper.backends.kube.quota_controller import KINDS as KINDS_COUNTED
 from gatekeeper.backends.kube.reflector import KindStatus, Reflector, Strip
+from gatekeeper.backends.snapshot import Snapshot
 from gatekeeper.backends.storable import strip_secret
 
 WATCHED = {
@@ -64,6 +65,8 @@ def with_kind(kind: str) -> Strip:
 
 
 class KubeStore:
+    blocks = True  # a miss is looked up live, and a quota charge is a PUT to the API server
+
     def __init__(self, source: str, start: bool = True, quota_controller: float | None = None) -> None:
         """`quota_controller`: recount quotas from watches, fully every this many seconds (None:
         the cluster's own resourcequota controller does)."""
@@ -129,7 +132,19 @@ class KubeStore:
         broken = [f"{r.kind}: {r.status.error}" for r in self._all_reflectors() if r.status.error]
         return f"watches broken, serving the last state seen: {'; '.join(broken)}" if broken else None
 
+    def snapshot(self) -> Snapshot[JSONObject]:
+        """A request's reads, each looked up once (a miss is looked up live once, not once per
+        plugin that reads it) (backends/snapshot.py)."""
+        return Snapshot(self, self, copy.deepcopy)
+
     def get(self, resource: str, namespace: str, name: str) -> JSONObject | None:
+        obj = self.get_stored(resource, namespace, name)
+        return copy.deepcopy(obj) if obj is not None else None
+
+    def list(self, resource: str, namespace: str) -> list[JSONObject]:
+        return copy.deepcopy(self.list_stored(resource, namespace))
+
+    def get_stored(self, resource: str, namespace: str, name: str) -> JSONObject | None:
         """From the watched copy; a miss is looked up live, as the in-tree plugins do: a namespace
         or service account created a moment ago may not have reached the watch yet."""
         reflector = self._reflectors.get(resource)
@@ -138,9 +153,9 @@ class KubeStore:
         obj = reflector.get(namespace, name)
         if obj is None and resource in LIVE_GET:
             obj = reflector.fetch(namespace, name)
-        return copy.deepcopy(obj) if obj is not None else None
+        return obj
 
-    def list(self, resource: str, namespace: str) -> list[JSONObject]:
+    def list_stored(self, resource: str, namespace: str) -> builtins.list[JSONObject]:
         """From the watched copy; a namespace with none is listed live at most every
         LIVE_LIST_SECONDS, as the in-tree ResourceQuota and LimitRanger plugins do, so that a quota
         created a moment ago is enforced before the watch delivers it."""
@@ -150,7 +165,7 @@ class KubeStore:
         found = reflector.list(namespace)
         if not found and resource in LIVE_LIST:
             found = self._live_list(reflector, resource, namespace)
-        return copy.deepcopy(found)
+        return found
 
     def _live_list(self, reflector: Reflector, resource: str, namespace: str) -> builtins.list[JSONObject]:
         key, now = (resource, namespace), time.monotonic()
