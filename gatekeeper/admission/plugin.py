@@ -1,18 +1,38 @@
 """The one interface every admission plugin implements; the chain knows nothing else of them.
 
-`admit` and `validate` may return warnings (strings shown to the client, as Kubernetes'
-`warning.AddWarning` does); returning None means no warnings.
+Every plugin class is built the same way, `Class(options)`, from the PluginOptions the flags give
+(a plugin that needs none ignores them). `admit` and `validate` may return warnings (strings
+shown to the client, as Kubernetes' `warning.AddWarning` does); returning None means no warnings.
+
+A plugin raises only domain errors: AdmissionDenied to refuse, StoreError (an Unavailable) when
+the store cannot answer. Anything else it raises is a bug of the plugin: the chain lets it
+through, so the server answers a logged 500 rather than a refusal that blames the object.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
 
 from gatekeeper.admission.request import AdmissionRequest, JSONObject
 from gatekeeper.admission.state import Store
 
 Warnings = Sequence[str] | None
+
+PROJECTED = "projected"
+SECRET = "secret"
+TOKEN_VOLUME_MODES = (PROJECTED, SECRET)
+
+
+@dataclass(frozen=True, slots=True)
+class PluginOptions:
+    """Plugin settings that come from flags rather than from the cluster state."""
+
+    service_account_token_volume: str = PROJECTED  # "projected" (current Kubernetes) or "secret"
+
+
+DEFAULT_OPTIONS = PluginOptions()
 
 
 @runtime_checkable
@@ -39,3 +59,7 @@ class ValidatingPlugin(Plugin, Protocol):
     def validate(self, request: AdmissionRequest, obj: JSONObject | None, store: Store) -> Warnings:
         """Raise AdmissionDenied to refuse; `obj` is the object after all mutation (also request.object)."""
         ...
+
+
+PluginFactory = Callable[[PluginOptions], Plugin]
+"""How the registry builds a plugin: every plugin class takes the options (`Class(options)`)."""

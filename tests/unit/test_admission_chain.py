@@ -13,7 +13,7 @@ from gatekeeper.admission.errors import forbidden
 from gatekeeper.admission.plugin import Warnings
 from gatekeeper.admission.registry import KNOWN_PLUGINS, UnknownPlugin, check_names, parse_plugin_list
 from gatekeeper.admission.request import AdmissionRequest, JSONObject
-from gatekeeper.admission.state import Store
+from gatekeeper.admission.state import Store, StoreError
 from gatekeeper.backends.memory import MemoryStore
 from tests.support.admission import namespace, request
 
@@ -140,3 +140,34 @@ def test_dry_run_never_changes_the_store() -> None:
     assert chain.admit(create, store).allowed
     assert chain.admit(request("DELETE", "namespaces", "Namespace", "", "team", dry_run=True), store).allowed
     assert store.all() == [namespace("team")]
+
+
+class UnreachableStore(MemoryStore):
+    """A store whose server is gone: every read raises StoreError, as etcd's does."""
+
+    def get(self, resource: str, namespace: str, name: str) -> JSONObject | None:
+        raise StoreError("etcd is unavailable: no member answered")
+
+
+@pytest.mark.parametrize("phase", ["mutate", "validate", "admit"])
+def test_a_store_failure_inside_a_plugin_leaves_the_chain_for_the_server_to_answer(phase: str) -> None:
+    chain = build_chain(["NamespaceLifecycle"])
+    with pytest.raises(StoreError, match="etcd is unavailable") as raised:
+        getattr(chain, phase)(request(), UnreachableStore())
+    assert "raised in admission plugin NamespaceLifecycle" in (raised.value.__notes__ or [])
+
+
+class KeyErrorBug:
+    name: ClassVar[str] = "KeyErrorBug"
+
+    def handles(self, request: AdmissionRequest) -> bool:
+        return True
+
+    def validate(self, request: AdmissionRequest, obj: JSONObject | None, store: Store) -> Warnings:
+        return [str({}["missing"])]
+
+
+def test_a_bug_in_a_plugin_is_not_turned_into_a_refusal() -> None:
+    with pytest.raises(KeyError) as raised:
+        Chain([KeyErrorBug()]).validate(request(), MemoryStore())
+    assert raised.value.__notes__ == ["raised in admission plugin KeyErrorBug"]

@@ -24,7 +24,7 @@ from gatekeeper.admission.errors import (
     object_name,
     qualified_resource,
 )
-from gatekeeper.admission.plugin import Warnings
+from gatekeeper.admission.plugin import DEFAULT_OPTIONS, PluginOptions, Warnings
 from gatekeeper.admission.podresources import (
     PodLevel,
     PodResourceError,
@@ -335,6 +335,9 @@ def _unchanged_request(name: str, requests: ResourceList, old_requests: Resource
 
 class LimitRanger:
     name: ClassVar[str] = "LimitRanger"
+
+    def __init__(self, options: PluginOptions = DEFAULT_OPTIONS) -> None:
+        pass  # nothing to set: this plugin reads only the request and the store
 
     def handles(self, request: AdmissionRequest) -> bool:
         """SupportsAttributes plus NewHandler(Create, Update)."""

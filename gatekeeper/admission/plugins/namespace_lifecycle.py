@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from gatekeeper.admission.errors import Cause, forbidden, not_found
-from gatekeeper.admission.plugin import Warnings
+from gatekeeper.admission.plugin import DEFAULT_OPTIONS, PluginOptions, Warnings
 from gatekeeper.admission.request import CREATE, DELETE, UPDATE, AdmissionRequest, JSONObject
 from gatekeeper.admission.state import NAMESPACES, Store
 
@@ -34,8 +34,8 @@ class NamespaceLifecycle:
     name: ClassVar[str] = "NamespaceLifecycle"
     operations: ClassVar[frozenset[str]] = frozenset({CREATE, UPDATE, DELETE})
 
-    def __init__(self, immortal: frozenset[str] = IMMORTAL_NAMESPACES) -> None:
-        self.immortal = immortal
+    def __init__(self, options: PluginOptions = DEFAULT_OPTIONS) -> None:
+        self.immortal = IMMORTAL_NAMESPACES
 
     def handles(self, request: AdmissionRequest) -> bool:
         return request.operation in self.operations

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from gatekeeper.admission.errors import bad_request, forbidden
-from gatekeeper.admission.plugin import Warnings
+from gatekeeper.admission.plugin import DEFAULT_OPTIONS, PluginOptions, Warnings
 from gatekeeper.admission.request import CREATE, UPDATE, AdmissionRequest, JSONObject
 from gatekeeper.admission.state import Store
 
@@ -32,7 +32,7 @@ class SecurityContextDeny:
     name: ClassVar[str] = "SecurityContextDeny"
     operations: ClassVar[frozenset[str]] = frozenset({CREATE, UPDATE})
 
-    def __init__(self) -> None:
+    def __init__(self, options: PluginOptions = DEFAULT_OPTIONS) -> None:
         log.warning(
             "SecurityContextDeny is deprecated (removed from Kubernetes in 1.30); "
             "prefer Pod Security admission"

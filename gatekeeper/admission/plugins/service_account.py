@@ -11,9 +11,8 @@ import random
 from typing import Any, ClassVar
 
 from gatekeeper.admission.errors import AdmissionDenied, bad_request, forbidden
-from gatekeeper.admission.plugin import Warnings
+from gatekeeper.admission.plugin import DEFAULT_OPTIONS, SECRET, PluginOptions, Warnings
 from gatekeeper.admission.podsecrets import env_secret_refs, pod_secret_names
-from gatekeeper.admission.registry import SECRET, PluginOptions
 from gatekeeper.admission.request import CREATE, UPDATE, AdmissionRequest, JSONObject
 from gatekeeper.admission.state import SECRETS, SERVICE_ACCOUNTS, Store
 
@@ -32,10 +31,9 @@ _GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})  # strconv.ParseBo
 
 class ServiceAccount:
     name: ClassVar[str] = "ServiceAccount"
-    takes_options: ClassVar[bool] = True
 
-    def __init__(self, options: PluginOptions | None = None) -> None:
-        self.secret_token_volume = (options or PluginOptions()).service_account_token_volume == SECRET
+    def __init__(self, options: PluginOptions = DEFAULT_OPTIONS) -> None:
+        self.secret_token_volume = options.service_account_token_volume == SECRET
 
     def handles(self, request: AdmissionRequest) -> bool:
         return is_pod_request(request) or is_service_account_write(request)
