@@ -47,11 +47,23 @@ class Patch:
         array.append(value)
         self.ops.append({"op": "add", "path": pointer(at) + "/-", "value": _snapshot(value)})
 
-    def child(self, parent: MutableMapping[str, Any], at: Path, key: str) -> dict[str, Any]:
-        """parent[key] as an object, created (and recorded) when absent or null."""
-        node = parent.get(key)
-        if isinstance(node, dict):
-            return node
-        node = {}
-        self.set(parent, at, key, node)
-        return node
+    def put(self, node: MutableMapping[str, Any], at: Path, keys: tuple[str, ...], value: Any) -> None:
+        """node[keys[0]]...[keys[-1]] = value, `node` being at `at`: objects missing (or null) on the
+        way are created with the value inside, in one operation at the first of them."""
+        for depth, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if not isinstance(child, dict):
+                for outer in reversed(keys[depth + 1:]):
+                    value = {outer: value}
+                self.set(node, at, key, value)
+                return
+            node, at = child, (*at, key)
+        self.set(node, at, keys[-1], value)
+
+    def extend(self, node: MutableMapping[str, Any], at: Path, key: str, item: Any) -> None:
+        """Append `item` to the array node[key], created as [item] when absent or null."""
+        array = node.get(key)
+        if isinstance(array, list):
+            self.append(array, (*at, key), item)
+        else:
+            self.set(node, at, key, [item])

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
 
+from gatekeeper.admission.patch import Patch
 from gatekeeper.admission.request import AdmissionRequest, JSONObject
 from gatekeeper.admission.state import Store
 
@@ -46,10 +47,12 @@ class Plugin(Protocol):
 
 @runtime_checkable
 class MutatingPlugin(Plugin, Protocol):
-    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store) -> Warnings:
+    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store, patch: Patch) -> Warnings:
         """Change `obj` (the chain's private copy of the object) in place, or raise AdmissionDenied.
 
-        `obj` is `{}` when the request carries no object (DELETE, CONNECT); changes to it are ignored.
+        Every change goes through `patch` (Patch.set, put, append, extend), which makes it and
+        records it: the recording is the JSONPatch kube-apiserver gets. `obj` is `{}` when the
+        request carries no object (DELETE, CONNECT); changes to it are ignored.
         """
         ...
 

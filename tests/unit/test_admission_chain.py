@@ -10,6 +10,7 @@ import pytest
 
 from gatekeeper.admission.chain import Chain, build_chain
 from gatekeeper.admission.errors import forbidden
+from gatekeeper.admission.patch import Patch
 from gatekeeper.admission.plugin import Warnings
 from gatekeeper.admission.registry import KNOWN_PLUGINS, UnknownPlugin, check_names, parse_plugin_list
 from gatekeeper.admission.request import AdmissionRequest, JSONObject
@@ -29,9 +30,9 @@ class Labeler:
     def handles(self, request: AdmissionRequest) -> bool:
         return request.is_core("pods") and request.object is not None
 
-    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store) -> Warnings:
-        labels = obj["metadata"].setdefault("labels", {})
-        labels["seen"] = labels.get("seen", "") + self.value
+    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store, patch: Patch) -> Warnings:
+        seen = obj["metadata"].get("labels", {}).get("seen", "")
+        patch.put(obj, (), ("metadata", "labels", "seen"), seen + self.value)
         return [f"labelled {self.value}"]
 
 
@@ -77,9 +78,9 @@ class CountCalls:
     def handles(self, request: AdmissionRequest) -> bool:
         return True
 
-    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store) -> Warnings:
+    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store, patch: Patch) -> Warnings:
         self.seen.append(obj)
-        obj["ignored"] = True
+        patch.set(obj, (), "ignored", True)
         return None
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from gatekeeper.admission.errors import Cause, forbidden, not_found
+from gatekeeper.admission.patch import Patch
 from gatekeeper.admission.plugin import DEFAULT_OPTIONS, PluginOptions, Warnings
 from gatekeeper.admission.request import CREATE, DELETE, UPDATE, AdmissionRequest, JSONObject
 from gatekeeper.admission.state import NAMESPACES, Store
@@ -40,7 +41,7 @@ class NamespaceLifecycle:
     def handles(self, request: AdmissionRequest) -> bool:
         return request.operation in self.operations
 
-    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store) -> Warnings:
+    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store, patch: Patch) -> Warnings:
         return self.check(request, store)
 
     def validate(self, request: AdmissionRequest, obj: JSONObject | None, store: Store) -> Warnings:

@@ -11,6 +11,7 @@ import random
 from typing import Any, ClassVar
 
 from gatekeeper.admission.errors import AdmissionDenied, bad_request, forbidden
+from gatekeeper.admission.patch import Patch, Path
 from gatekeeper.admission.plugin import DEFAULT_OPTIONS, SECRET, PluginOptions, Warnings
 from gatekeeper.admission.podsecrets import env_secret_refs, pod_secret_names
 from gatekeeper.admission.request import CREATE, UPDATE, AdmissionRequest, JSONObject
@@ -26,6 +27,7 @@ TOKEN_SECRET_TYPE = "kubernetes.io/service-account-token"
 SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
 SA_UID_ANNOTATION = "kubernetes.io/service-account.uid"
 EPHEMERAL = "ephemeralcontainers"
+SPEC: Path = ("spec",)
 _GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})  # strconv.ParseBool
 
 
@@ -38,22 +40,25 @@ class ServiceAccount:
     def handles(self, request: AdmissionRequest) -> bool:
         return is_pod_request(request) or is_service_account_write(request)
 
-    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store) -> Warnings:
+    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store, patch: Patch) -> Warnings:
         # A CREATE of pods/ephemeralcontainers is mutated too, as Go's Admit does (an API server
         # only ever updates that subresource).
         if not is_pod_request(request) or request.operation != CREATE:
             return None
         if not is_mirror_pod(obj):
-            spec = obj.setdefault("spec", {})
+            if "spec" not in obj:
+                patch.set(obj, (), "spec", {})
+            spec = obj["spec"]
             if not isinstance(spec, dict):
                 raise bad_request("spec: expected an object")
             if not spec.get("serviceAccountName"):
-                spec["serviceAccountName"] = DEFAULT_SERVICE_ACCOUNT
+                patch.set(spec, SPEC, "serviceAccountName", DEFAULT_SERVICE_ACCOUNT)
             account = lookup(request, store, spec["serviceAccountName"])
             if should_automount(account, spec):
-                self._mount_token(request, store, account, spec)
+                self._mount_token(request, store, account, spec, patch)
             if not spec.get("imagePullSecrets") and account.get("imagePullSecrets"):
-                spec["imagePullSecrets"] = [{"name": _ref_name(r)} for r in account["imagePullSecrets"]]
+                pull = [{"name": _ref_name(r)} for r in account["imagePullSecrets"]]
+                patch.set(spec, SPEC, "imagePullSecrets", pull)
         return self.validate(request, obj, store)  # Kubernetes' Admit ends with its Validate
 
     def validate(self, request: AdmissionRequest, obj: JSONObject | None, store: Store) -> Warnings:
@@ -73,7 +78,7 @@ class ServiceAccount:
         return None
 
     def _mount_token(
-        self, request: AdmissionRequest, store: Store, account: JSONObject, spec: JSONObject
+        self, request: AdmissionRequest, store: Store, account: JSONObject, spec: JSONObject, patch: Patch
     ) -> None:
         volumes = _objects(spec.get("volumes"), "spec.volumes")
         if self.secret_token_volume:
@@ -85,8 +90,8 @@ class ServiceAccount:
             existing = _projected_volume(volumes)
             name = existing or _unique_name(PROJECTED_VOLUME_PREFIX, volumes)
             volume = projected_volume(name)
-        if mount_token(spec, name) and not existing:
-            spec["volumes"] = [*volumes, volume]
+        if mount_token(spec, name, patch) and not existing:
+            patch.extend(spec, SPEC, "volumes", volume)
 
 
 def is_pod_request(request: AdmissionRequest) -> bool:
@@ -151,7 +156,7 @@ def enforces_mountable_secrets(account: JSONObject) -> bool:
 # --- the token volume -------------------------------------------------------------------
 
 
-def mount_token(spec: JSONObject, volume_name: str) -> bool:
+def mount_token(spec: JSONObject, volume_name: str, patch: Patch) -> bool:
     """Mount `volume_name` in every init container and container lacking a mount at the token
     path (ephemeral containers are left alone); True if any container needed it."""
     needed = False
@@ -160,7 +165,7 @@ def mount_token(spec: JSONObject, volume_name: str) -> bool:
             mounts = _objects(container.get("volumeMounts"), f"spec.{kind}[{i}].volumeMounts")
             if not any(m.get("mountPath") == TOKEN_MOUNT_PATH for m in mounts):
                 mount = {"name": volume_name, "readOnly": True, "mountPath": TOKEN_MOUNT_PATH}
-                container["volumeMounts"] = [*mounts, mount]
+                patch.extend(container, (*SPEC, kind, i), "volumeMounts", mount)
                 needed = True
     return needed
 
