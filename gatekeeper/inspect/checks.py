@@ -46,6 +46,8 @@ from gatekeeper.admission.quota.evaluators.base import Evaluator
 from gatekeeper.admission.quota.quotas import Quota, parse_quota
 from gatekeeper.admission.quota.reconcile import LiveObject, charge, covered_evaluators, live_object
 from gatekeeper.admission.quota.resources import QuotaError, ResourceList, from_strings, pretty
+from gatekeeper.k8s.fields import InvalidObject
+from gatekeeper.k8s.objects import ServiceAccount
 from gatekeeper.k8s.quantity import ZERO
 from gatekeeper.lint.report import RuleInfo, Severity
 
@@ -381,9 +383,13 @@ def service_account_violations(
     if account is None:
         message = f'service account {ref.namespace}/{name} not found: serviceaccount "{name}" not found'
         return [Violation(SERVICE_ACCOUNT_MISSING, ref, message)]
-    if not enforces_mountable_secrets(account):
+    try:
+        view = ServiceAccount.decode(account)
+    except InvalidObject as exc:
+        return [Violation(MALFORMED, ref, str(exc))]
+    if not enforces_mountable_secrets(view):
         return []
-    problem = unmountable_secret(account, spec)
+    problem = unmountable_secret(view, spec)
     return [Violation(SECRET_NOT_MOUNTABLE, ref, problem)] if problem else []
 
 

@@ -1,10 +1,15 @@
 """Shape checks for the objects inside an AdmissionReview, standing in for kube-apiserver's typed
-decoding: a field of the wrong JSON type is a 400 naming its path, never a plugin crash."""
+decoding: a field of the wrong JSON type is a 400 naming its path, never a plugin crash; and the
+typed read-only views of the stored objects the admission plugins read."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
+from gatekeeper.k8s import fields
 from gatekeeper.k8s.fields import InvalidObject
 
 # A shape maps a key to (expected JSON type, shape of each element or of the value, or None).
@@ -88,3 +93,97 @@ def _json_type(value: Any) -> str:
     if isinstance(value, (int, float)):
         return "number"
     return {dict: OBJECT, list: ARRAY, str: STRING, type(None): "null"}.get(type(value), type(value).__name__)
+
+
+# -- typed read-only views of the stored kinds the admission plugins read --------------------------
+#
+# Each is decoded from a stored object once, where a plugin takes it from the store; a field of the
+# wrong type is an InvalidObject naming the object and the field (a stored object is not the
+# caller's: the plugin answers it as an internal error). Absent fields read as Kubernetes' zero.
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectMeta:
+    namespace: str
+    name: str
+    uid: str
+    annotations: Mapping[str, str]
+
+    @classmethod
+    def decode(cls, obj: Mapping[str, Any], where: str) -> ObjectMeta:
+        metadata = fields.obj(obj, "metadata", f"{where}: metadata")
+        annotations = fields.obj(metadata, "annotations", f"{where}: metadata.annotations")
+        for key, value in annotations.items():
+            if not isinstance(value, str):
+                got = _json_type(value)
+                raise InvalidObject(f"{where}: metadata.annotations.{key}: expected a string, got {got}")
+        return cls(
+            namespace=fields.string(metadata, "namespace", f"{where}: metadata.namespace"),
+            name=fields.string(metadata, "name", f"{where}: metadata.name"),
+            uid=fields.string(metadata, "uid", f"{where}: metadata.uid"),
+            annotations=MappingProxyType(annotations),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAccount:
+    metadata: ObjectMeta
+    automount_token: bool | None  # automountServiceAccountToken; None: not set
+    secrets: tuple[str, ...]  # the names in secrets[]
+    image_pull_secrets: tuple[str, ...]  # the names in imagePullSecrets[]
+
+    @classmethod
+    def decode(cls, obj: Mapping[str, Any]) -> ServiceAccount:
+        where = _where("serviceaccount", obj)
+        automount = "automountServiceAccountToken"
+        return cls(
+            metadata=ObjectMeta.decode(obj, where),
+            automount_token=fields.boolean(obj, automount, f"{where}: {automount}")
+            if obj.get(automount) is not None else None,
+            secrets=_ref_names(obj, "secrets", where),
+            image_pull_secrets=_ref_names(obj, "imagePullSecrets", where),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    metadata: ObjectMeta
+    type: str
+
+    @classmethod
+    def decode(cls, obj: Mapping[str, Any]) -> Secret:
+        where = _where("secret", obj)
+        return cls(ObjectMeta.decode(obj, where), fields.string(obj, "type", f"{where}: type"))
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    metadata: ObjectMeta
+    phase: str  # status.phase: "Active", "Terminating", or "" when not reported
+
+    @classmethod
+    def decode(cls, obj: Mapping[str, Any]) -> Namespace:
+        where = _where("namespace", obj)
+        status = fields.obj(obj, "status", f"{where}: status")
+        return cls(ObjectMeta.decode(obj, where), fields.string(status, "phase", f"{where}: status.phase"))
+
+
+def _where(kind: str, obj: Mapping[str, Any]) -> str:
+    metadata = obj.get("metadata")
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    return f"{kind} {metadata.get('namespace', '')}/{metadata.get('name', '')}".replace(" /", " ")
+
+
+def _ref_names(obj: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    """The `name` of each entry of a list of object references (LocalObjectReference)."""
+    refs = obj.get(key)
+    if refs is None:
+        return ()
+    if not isinstance(refs, list):
+        raise InvalidObject(f"{where}: {key}: expected an array, got {_json_type(refs)}")
+    names = []
+    for index, ref in enumerate(refs):
+        if not isinstance(ref, dict):
+            raise InvalidObject(f"{where}: {key}[{index}]: expected an object, got {_json_type(ref)}")
+        names.append(fields.string(ref, "name", f"{where}: {key}[{index}].name"))
+    return tuple(names)

@@ -10,12 +10,15 @@ from __future__ import annotations
 import random
 from typing import Any, ClassVar
 
-from gatekeeper.admission.errors import AdmissionDenied, bad_request, forbidden
+from gatekeeper.admission.errors import AdmissionDenied, bad_request, forbidden, internal
 from gatekeeper.admission.patch import Patch, Path
 from gatekeeper.admission.plugin import DEFAULT_OPTIONS, SECRET, PluginOptions, Warnings
 from gatekeeper.admission.podsecrets import env_secret_refs, pod_secret_names
 from gatekeeper.admission.request import CREATE, UPDATE, AdmissionRequest, JSONObject
 from gatekeeper.admission.state import SECRETS, SERVICE_ACCOUNTS, Store
+from gatekeeper.k8s.fields import InvalidObject
+from gatekeeper.k8s.objects import Secret
+from gatekeeper.k8s.objects import ServiceAccount as ServiceAccountView
 
 DEFAULT_SERVICE_ACCOUNT = "default"
 TOKEN_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -56,8 +59,8 @@ class ServiceAccount:
             account = lookup(request, store, spec["serviceAccountName"])
             if should_automount(account, spec):
                 self._mount_token(request, store, account, spec, patch)
-            if not spec.get("imagePullSecrets") and account.get("imagePullSecrets"):
-                pull = [{"name": _ref_name(r)} for r in account["imagePullSecrets"]]
+            if not spec.get("imagePullSecrets") and account.image_pull_secrets:
+                pull = [{"name": name} for name in account.image_pull_secrets]
                 patch.set(spec, SPEC, "imagePullSecrets", pull)
         return self.validate(request, obj, store)  # Kubernetes' Admit ends with its Validate
 
@@ -78,7 +81,12 @@ class ServiceAccount:
         return None
 
     def _mount_token(
-        self, request: AdmissionRequest, store: Store, account: JSONObject, spec: JSONObject, patch: Patch
+        self,
+        request: AdmissionRequest,
+        store: Store,
+        account: ServiceAccountView,
+        spec: JSONObject,
+        patch: Patch,
     ) -> None:
         volumes = _objects(spec.get("volumes"), "spec.volumes")
         if self.secret_token_volume:
@@ -130,27 +138,29 @@ def is_mirror_pod(pod: JSONObject) -> bool:
     return MIRROR_POD_ANNOTATION in annotations
 
 
-def lookup(request: AdmissionRequest, store: Store, name: str) -> JSONObject:
+def lookup(request: AdmissionRequest, store: Store, name: str) -> ServiceAccountView:
     account = store.get(SERVICE_ACCOUNTS, request.namespace, name)
     if account is None:
         raise forbidden(
             request,
             f'error looking up service account {request.namespace}/{name}: serviceaccount "{name}" not found',
         )
-    return account
+    try:
+        return ServiceAccountView.decode(account)
+    except InvalidObject as err:  # the stored object is malformed: no fault of the caller's
+        raise internal(f"ServiceAccount: {err}") from None
 
 
-def should_automount(account: JSONObject, spec: JSONObject) -> bool:
+def should_automount(account: ServiceAccountView, spec: JSONObject) -> bool:
     """The pod's automountServiceAccountToken wins, then the service account's, else true."""
-    for setting in (spec.get("automountServiceAccountToken"), account.get("automountServiceAccountToken")):
+    for setting in (spec.get("automountServiceAccountToken"), account.automount_token):
         if isinstance(setting, bool):
             return setting
     return True
 
 
-def enforces_mountable_secrets(account: JSONObject) -> bool:
-    annotations = (account.get("metadata") or {}).get("annotations") or {}
-    return annotations.get(ENFORCE_MOUNTABLE_SECRETS) in _GO_TRUE
+def enforces_mountable_secrets(account: ServiceAccountView) -> bool:
+    return account.metadata.annotations.get(ENFORCE_MOUNTABLE_SECRETS) in _GO_TRUE
 
 
 # --- the token volume -------------------------------------------------------------------
@@ -221,12 +231,11 @@ def _secret_volume(volumes: list[JSONObject], token: str) -> str:
     return ""
 
 
-def token_secret_name(store: Store, namespace: str, account: JSONObject) -> str:
+def token_secret_name(store: Store, namespace: str, account: ServiceAccountView) -> str:
     """The first token Secret the service account references (the pre-1.24 secret-based token)."""
-    referenced = [_ref_name(r) for r in account.get("secrets") or []]
-    for name in referenced:
+    for name in account.secrets:
         secret = store.get(SECRETS, namespace, name)
-        if secret is not None and is_token_for(secret, account):
+        if secret is not None and is_token_for(_secret(secret), account):
             return name
     # Kubernetes answered "retry later" while its token controller had not made the secret yet
     raise AdmissionDenied(
@@ -237,15 +246,21 @@ def token_secret_name(store: Store, namespace: str, account: JSONObject) -> str:
     )
 
 
-def is_token_for(secret: JSONObject, account: JSONObject) -> bool:
-    if secret.get("type") != TOKEN_SECRET_TYPE:
+def is_token_for(secret: Secret, account: ServiceAccountView) -> bool:
+    if secret.type != TOKEN_SECRET_TYPE:
         return False
-    annotations = (secret.get("metadata") or {}).get("annotations") or {}
-    meta = account.get("metadata") or {}
-    if annotations.get(SA_NAME_ANNOTATION) != meta.get("name"):
+    annotations = secret.metadata.annotations
+    if annotations.get(SA_NAME_ANNOTATION) != account.metadata.name:
         return False
     uid = annotations.get(SA_UID_ANNOTATION)
-    return not uid or uid == meta.get("uid")
+    return not uid or uid == account.metadata.uid
+
+
+def _secret(stored: JSONObject) -> Secret:
+    try:
+        return Secret.decode(stored)
+    except InvalidObject as err:
+        raise internal(f"ServiceAccount: {err}") from None
 
 
 def _ref_name(ref: Any) -> str:
@@ -275,7 +290,7 @@ def _objects(value: object, where: str) -> list[JSONObject]:
     return value
 
 
-def pod_account(request: AdmissionRequest, store: Store, pod: JSONObject) -> JSONObject:
+def pod_account(request: AdmissionRequest, store: Store, pod: JSONObject) -> ServiceAccountView:
     """The service account the pod names, which must exist; 403 when it names none."""
     account_name = (pod.get("spec") or {}).get("serviceAccountName")
     if not account_name:
@@ -303,10 +318,10 @@ def check_ephemeral_containers(request: AdmissionRequest, store: Store, pod: JSO
         raise AdmissionDenied(500, "Unknown", problem)
 
 
-def unmountable_secret(account: JSONObject, spec: JSONObject) -> str | None:
+def unmountable_secret(account: ServiceAccountView, spec: JSONObject) -> str | None:
     """The first secret reference the service account does not allow, worded as Kubernetes does."""
-    sa = _account_name(account)
-    mountable = {_ref_name(r) for r in account.get("secrets") or []}
+    sa = account.metadata.name
+    mountable = set(account.secrets)
     volumes = spec.get("volumes")
     for volume in volumes if isinstance(volumes, list) else []:
         secret = volume.get("secret") if isinstance(volume, dict) else None
@@ -319,7 +334,7 @@ def unmountable_secret(account: JSONObject, spec: JSONObject) -> str | None:
         problem = _unreferenced_env(account, spec, kind, label)
         if problem:
             return problem
-    pullable = {_ref_name(r) for r in account.get("imagePullSecrets") or []}
+    pullable = set(account.image_pull_secrets)
     for index, ref in enumerate(spec.get("imagePullSecrets") or []):
         if _ref_name(ref) not in pullable:
             return (
@@ -329,21 +344,17 @@ def unmountable_secret(account: JSONObject, spec: JSONObject) -> str | None:
     return None
 
 
-def _unreferenced_env(account: JSONObject, spec: JSONObject, kind: str, label: str) -> str | None:
-    mountable = {_ref_name(r) for r in account.get("secrets") or []}
+def _unreferenced_env(account: ServiceAccountView, spec: JSONObject, kind: str, label: str) -> str | None:
+    mountable = set(account.secrets)
     for container in spec.get(kind) or []:
         for how, secret in env_secret_refs(container):
             if secret not in mountable:
                 return (
                     f"{label} {container.get('name', '')} with {how} "
                     f'referencing secret.secretName="{secret}" is not allowed because '
-                    f"service account {_account_name(account)} does not reference that secret"
+                    f"service account {account.metadata.name} does not reference that secret"
                 )
     return None
-
-
-def _account_name(account: JSONObject) -> str:
-    return str((account.get("metadata") or {}).get("name", ""))
 
 
 def _pod_name(pod: JSONObject) -> str:
