@@ -72,7 +72,7 @@ class Chain:
         mutated = self.mutate(request, store)
         if not mutated.allowed:
             return mutated
-        validated = self.validate(dataclasses.replace(request, object=mutated.object), store)
+        validated = self.validate(request.with_object(mutated.object) if mutated.patch else request, store)
         warnings = mutated.warnings + validated.warnings
         if not validated.allowed:
             return dataclasses.replace(validated, warnings=warnings)

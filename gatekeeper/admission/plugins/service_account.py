@@ -8,16 +8,16 @@ mutated and may reference neither service accounts nor secrets.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from gatekeeper.admission.errors import AdmissionDenied, bad_request, forbidden, internal
 from gatekeeper.admission.patch import Patch, Path
 from gatekeeper.admission.plugin import DEFAULT_OPTIONS, SECRET, PluginOptions, Warnings
-from gatekeeper.admission.podsecrets import env_secret_refs, pod_secret_names
 from gatekeeper.admission.request import CREATE, UPDATE, AdmissionRequest, JSONObject
 from gatekeeper.admission.state import SECRETS, SERVICE_ACCOUNTS, Store
 from gatekeeper.k8s.fields import InvalidObject
-from gatekeeper.k8s.objects import Secret
+from gatekeeper.k8s.objects import Container, Pod, PodSpec, Secret, annotations_of
 from gatekeeper.k8s.objects import ServiceAccount as ServiceAccountView
 
 DEFAULT_SERVICE_ACCOUNT = "default"
@@ -48,34 +48,38 @@ class ServiceAccount:
         # only ever updates that subresource).
         if not is_pod_request(request) or request.operation != CREATE:
             return None
-        if not is_mirror_pod(obj):
-            if "spec" not in obj:
-                patch.set(obj, (), "spec", {})
-            spec = obj["spec"]
-            if not isinstance(spec, dict):
-                raise bad_request("spec: expected an object")
-            if not spec.get("serviceAccountName"):
-                patch.set(spec, SPEC, "serviceAccountName", DEFAULT_SERVICE_ACCOUNT)
-            account = lookup(request, store, spec["serviceAccountName"])
-            if should_automount(account, spec):
-                self._mount_token(request, store, account, spec, patch)
-            if not spec.get("imagePullSecrets") and account.image_pull_secrets:
-                pull = [{"name": name} for name in account.image_pull_secrets]
-                patch.set(spec, SPEC, "imagePullSecrets", pull)
-        return self.validate(request, obj, store)  # Kubernetes' Admit ends with its Validate
+        if is_mirror_pod(_annotations(obj)):
+            return self.validate(request, obj, store)  # Kubernetes' Admit ends with its Validate
+        if "spec" not in obj:
+            patch.set(obj, (), "spec", {})
+        spec = obj["spec"]
+        if not isinstance(spec, dict):
+            raise bad_request("spec: expected an object")
+        if not spec.get("serviceAccountName"):
+            patch.set(spec, SPEC, "serviceAccountName", DEFAULT_SERVICE_ACCOUNT)
+        account = lookup(request, store, spec["serviceAccountName"])
+        if should_automount(account, spec):
+            self._mount_token(request, store, account, spec, patch)
+        if not spec.get("imagePullSecrets") and account.image_pull_secrets:
+            pull = [{"name": name} for name in account.image_pull_secrets]
+            patch.set(spec, SPEC, "imagePullSecrets", pull)
+        # What Validate would check now (check_pod), with the account already in hand: the pod
+        # is decoded again only when the account restricts the secrets it may use.
+        if enforces_mountable_secrets(account):
+            problem = unmountable_secret(account, pod_view(request, obj).spec)
+            if problem:
+                raise forbidden(request, problem)
+        return None
 
     def validate(self, request: AdmissionRequest, obj: JSONObject | None, store: Store) -> Warnings:
         if is_service_account_write(request):
             return deprecation_warnings(obj or {})
-        pod = obj or {}
-        spec = pod.get("spec") or {}
-        if not isinstance(spec, dict):
-            raise bad_request("spec: expected an object")
+        pod = pod_view(request, obj or {})
         if request.operation == UPDATE and request.sub_resource == EPHEMERAL:
             check_ephemeral_containers(request, store, pod)
         elif request.operation == CREATE:
-            if is_mirror_pod(pod):
-                check_mirror_pod(request, spec)
+            if is_mirror_pod(pod.annotations):
+                check_mirror_pod(request, pod.spec)
             else:
                 check_pod(request, store, pod)
         return None
@@ -133,9 +137,29 @@ def deprecation_warnings(account: JSONObject) -> list[str]:
     ]
 
 
-def is_mirror_pod(pod: JSONObject) -> bool:
-    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+def is_mirror_pod(annotations: Mapping[str, Any]) -> bool:
     return MIRROR_POD_ANNOTATION in annotations
+
+
+def _annotations(obj: JSONObject) -> Mapping[str, Any]:
+    try:
+        return annotations_of(obj)
+    except InvalidObject as err:
+        raise bad_request(str(err)) from None
+
+
+def pod_view(request: AdmissionRequest, obj: JSONObject) -> Pod:
+    """The typed view of `obj`: the request's own when `obj` is the request's object, else decoded
+    (the chain's mutated copy; a pods request whose kind the review parser does not decode)."""
+    if obj is request.object and request.pod is not None:
+        return request.pod
+    spec = obj.get("spec")
+    if spec is not None and not isinstance(spec, dict):  # null is an empty PodSpec, as in Go
+        raise bad_request("spec: expected an object")
+    try:
+        return Pod.decode(obj)
+    except InvalidObject as err:
+        raise bad_request(str(err)) from None
 
 
 def lookup(request: AdmissionRequest, store: Store, name: str) -> ServiceAccountView:
@@ -263,22 +287,16 @@ def _secret(stored: JSONObject) -> Secret:
         raise internal(f"ServiceAccount: {err}") from None
 
 
-def _ref_name(ref: Any) -> str:
-    return str(ref.get("name", "")) if isinstance(ref, dict) else ""
-
-
 # --- validation -------------------------------------------------------------------------
 
 
-def check_mirror_pod(request: AdmissionRequest, spec: JSONObject) -> None:
-    if spec.get("serviceAccountName"):
+def check_mirror_pod(request: AdmissionRequest, spec: PodSpec) -> None:
+    if spec.service_account_name:
         raise forbidden(request, "a mirror pod may not reference service accounts")
-    if any(True for _ in pod_secret_names(spec)):
+    if any(True for _ in spec.secret_names()):
         raise forbidden(request, "a mirror pod may not reference secrets")
-    for volume in spec.get("volumes") or []:
-        for source in (volume.get("projected") or {}).get("sources") or []:
-            if source.get("serviceAccountToken") is not None:
-                raise forbidden(request, "a mirror pod may not use ServiceAccountToken volume projections")
+    if any(volume.projects_token for volume in spec.volumes):
+        raise forbidden(request, "a mirror pod may not use ServiceAccountToken volume projections")
 
 
 def _objects(value: object, where: str) -> list[JSONObject]:
@@ -290,72 +308,63 @@ def _objects(value: object, where: str) -> list[JSONObject]:
     return value
 
 
-def pod_account(request: AdmissionRequest, store: Store, pod: JSONObject) -> ServiceAccountView:
+def pod_account(request: AdmissionRequest, store: Store, pod: Pod) -> ServiceAccountView:
     """The service account the pod names, which must exist; 403 when it names none."""
-    account_name = (pod.get("spec") or {}).get("serviceAccountName")
-    if not account_name:
-        raise forbidden(request, f"no service account specified for pod {request.namespace}/{_pod_name(pod)}")
-    return lookup(request, store, account_name)
+    if not pod.spec.service_account_name:
+        raise forbidden(request, f"no service account specified for pod {request.namespace}/{pod.name}")
+    return lookup(request, store, pod.spec.service_account_name)
 
 
-def check_pod(request: AdmissionRequest, store: Store, pod: JSONObject) -> None:
-    spec = pod.get("spec") or {}
+def check_pod(request: AdmissionRequest, store: Store, pod: Pod) -> None:
     account = pod_account(request, store, pod)
     if enforces_mountable_secrets(account):
-        problem = unmountable_secret(account, spec)
+        problem = unmountable_secret(account, pod.spec)
         if problem:
             raise forbidden(request, problem)
 
 
-def check_ephemeral_containers(request: AdmissionRequest, store: Store, pod: JSONObject) -> None:
-    spec = pod.get("spec") or {}
+def check_ephemeral_containers(request: AdmissionRequest, store: Store, pod: Pod) -> None:
     account = pod_account(request, store, pod)
     if not enforces_mountable_secrets(account):
         return
-    problem = _unreferenced_env(account, spec, "ephemeralContainers", "ephemeral container")
+    problem = _unreferenced_env(account, pod.spec.ephemeral_containers, "ephemeral container")
     if problem:
         # a plain error in Kubernetes, so it surfaces as a 500 with the bare message
         raise AdmissionDenied(500, "Unknown", problem)
 
 
-def unmountable_secret(account: ServiceAccountView, spec: JSONObject) -> str | None:
+def unmountable_secret(account: ServiceAccountView, spec: PodSpec) -> str | None:
     """The first secret reference the service account does not allow, worded as Kubernetes does."""
     sa = account.metadata.name
     mountable = set(account.secrets)
-    volumes = spec.get("volumes")
-    for volume in volumes if isinstance(volumes, list) else []:
-        secret = volume.get("secret") if isinstance(volume, dict) else None
-        if isinstance(secret, dict) and secret.get("secretName", "") not in mountable:
+    for volume in spec.volumes:
+        if volume.secret_name is not None and volume.secret_name not in mountable:
             return (
-                f'volume with secret.secretName="{secret.get("secretName", "")}" is not allowed '
+                f'volume with secret.secretName="{volume.secret_name}" is not allowed '
                 f"because service account {sa} does not reference that secret"
             )
-    for kind, label in (("initContainers", "init container"), ("containers", "container")):
-        problem = _unreferenced_env(account, spec, kind, label)
+    for containers, label in ((spec.init_containers, "init container"), (spec.containers, "container")):
+        problem = _unreferenced_env(account, containers, label)
         if problem:
             return problem
     pullable = set(account.image_pull_secrets)
-    for index, ref in enumerate(spec.get("imagePullSecrets") or []):
-        if _ref_name(ref) not in pullable:
+    for index, name in enumerate(spec.image_pull_secrets):
+        if name not in pullable:
             return (
-                f'imagePullSecrets[{index}].name="{_ref_name(ref)}" is not allowed because '
+                f'imagePullSecrets[{index}].name="{name}" is not allowed because '
                 f"service account {sa} does not reference that imagePullSecret"
             )
     return None
 
 
-def _unreferenced_env(account: ServiceAccountView, spec: JSONObject, kind: str, label: str) -> str | None:
+def _unreferenced_env(account: ServiceAccountView, containers: Sequence[Container], label: str) -> str | None:
     mountable = set(account.secrets)
-    for container in spec.get(kind) or []:
-        for how, secret in env_secret_refs(container):
-            if secret not in mountable:
+    for container in containers:
+        for use in container.env_secrets:
+            if use.secret not in mountable:
                 return (
-                    f"{label} {container.get('name', '')} with {how} "
-                    f'referencing secret.secretName="{secret}" is not allowed because '
+                    f"{label} {container.name} with {use.how} "
+                    f'referencing secret.secretName="{use.secret}" is not allowed because '
                     f"service account {account.metadata.name} does not reference that secret"
                 )
     return None
-
-
-def _pod_name(pod: JSONObject) -> str:
-    return str((pod.get("metadata") or {}).get("name", ""))
