@@ -128,8 +128,7 @@ def is_service_account_write(request: AdmissionRequest) -> bool:
 
 def deprecation_warnings(account: JSONObject) -> list[str]:
     """What kube-apiserver warns when a service account is written with the deprecated annotation."""
-    annotations = (account.get("metadata") or {}).get("annotations") or {}
-    if ENFORCE_MOUNTABLE_SECRETS not in annotations:
+    if ENFORCE_MOUNTABLE_SECRETS not in _annotations(account):
         return []
     return [
         f"metadata.annotations[{ENFORCE_MOUNTABLE_SECRETS}]: deprecated in v1.32+; "
@@ -250,7 +249,8 @@ def projected_volume(name: str) -> JSONObject:
 
 def _secret_volume(volumes: list[JSONObject], token: str) -> str:
     for volume in volumes:
-        if (volume.get("secret") or {}).get("secretName") == token:
+        secret = volume.get("secret")
+        if isinstance(secret, dict) and secret.get("secretName") == token:
             return str(volume.get("name", ""))
     return ""
 
