@@ -3,6 +3,8 @@ never a refusal that blames the object; a refusal is still a 200 with allowed: f
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -41,4 +43,7 @@ def test_the_plugin_works_where_it_has_no_bug(server: Served) -> None:
     labelled["metadata"]["labels"] = {LABEL: "blue"}
     answer = client.post("/mutate?timeout=10s", json=review(obj=labelled))
     assert answer.status_code == 200, answer.text
-    assert answer.json()["response"]["allowed"] is True
+    response = answer.json()["response"]
+    assert response["allowed"] is True
+    patch = json.loads(base64.b64decode(response["patch"]))
+    assert patch == [{"op": "add", "path": "/metadata/annotations", "value": {"owner": "blue"}}]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from typing import ClassVar
 
+from gatekeeper.admission.patch import Patch
 from gatekeeper.admission.plugin import DEFAULT_OPTIONS, PluginOptions, Warnings
 from gatekeeper.admission.registry import register
 from gatekeeper.admission.request import AdmissionRequest, JSONObject
@@ -27,8 +28,9 @@ class Buggy:
     def handles(self, request: AdmissionRequest) -> bool:
         return request.is_core("pods") and request.object is not None
 
-    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store) -> Warnings:
-        obj["metadata"]["annotations"] = {"owner": obj["metadata"]["labels"][LABEL]}
+    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store, patch: Patch) -> Warnings:
+        owner = obj["metadata"]["labels"][LABEL]
+        patch.put(obj, (), ("metadata", "annotations", "owner"), owner)
         return None
 
 
