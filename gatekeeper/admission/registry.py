@@ -1,94 +1,84 @@
 """The one place that knows every admission plugin: name -> how to build it.
 
-Plugins are imported lazily, so a configuration names only what it uses and a plugin module
-that fails to import breaks only the configurations that enable it.
+Built-in plugins are imported lazily, so a configuration names only what it uses. `register`
+is Kubernetes' plugins.Register: the built-ins go through it, and so can a plugin of a program
+that embeds gatekeeper (registered before the chain is built; it runs after the built-ins).
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Final
 
-from gatekeeper.admission.plugin import Plugin
+from gatekeeper.admission.plugin import (
+    PROJECTED,
+    SECRET,
+    TOKEN_VOLUME_MODES,
+    Plugin,
+    PluginFactory,
+    PluginOptions,
+)
 from gatekeeper.errors import InvalidInput
 
-PROJECTED: Final = "projected"
-SECRET: Final = "secret"
-TOKEN_VOLUME_MODES = (PROJECTED, SECRET)
+__all__ = ["KNOWN_PLUGINS", "PROJECTED", "SECRET", "TOKEN_VOLUME_MODES", "PluginOptions", "UnknownPlugin"]
 
 
-@dataclass(frozen=True, slots=True)
-class PluginOptions:
-    """Plugin settings that come from flags rather than from the cluster state."""
+class UnknownPlugin(InvalidInput):
+    """A plugin name that is not registered."""
 
-    service_account_token_volume: str = PROJECTED  # "projected" (current Kubernetes) or "secret"
+
+_FACTORIES: dict[str, Callable[[], PluginFactory]] = {}
+
+
+def register(name: str, factory: PluginFactory) -> None:
+    """Make `name` enableable; `factory(options)` builds the plugin (a plugin class is one)."""
+    _add(name, lambda: factory)
+
+
+def _add(name: str, load: Callable[[], PluginFactory]) -> None:
+    if name in _FACTORIES:
+        raise ValueError(f"admission plugin {name} is already registered")
+    _FACTORIES[name] = load
+
+
+def _builtin(module_name: str, class_name: str) -> Callable[[], PluginFactory]:
+    def load() -> PluginFactory:
+        module = importlib.import_module(f"gatekeeper.admission.plugins.{module_name}")
+        factory: PluginFactory = getattr(module, class_name)
+        return factory
+
+    return load
 
 
 # Kubernetes' recommended order (pkg/kubeapiserver/options/plugins.go, AllOrderedPlugins);
 # the chain runs enabled plugins in this order whatever order the flag lists them in.
-_PLUGINS: dict[str, tuple[str, str]] = {
-    "NamespaceLifecycle": ("namespace_lifecycle", "NamespaceLifecycle"),
-    "NamespaceExists": ("namespace_exists", "NamespaceExists"),
-    "SecurityContextDeny": ("security_context_deny", "SecurityContextDeny"),
-    "LimitRanger": ("limit_ranger", "LimitRanger"),
-    "ServiceAccount": ("service_account", "ServiceAccount"),
-    "ResourceQuota": ("resource_quota", "ResourceQuota"),
-}
-KNOWN_PLUGINS: tuple[str, ...] = tuple(_PLUGINS)
-
-
-class UnknownPlugin(InvalidInput):
-    """A plugin name that is not registered, or whose module cannot be loaded."""
-
-
-class PluginNotBuilt(UnknownPlugin):
-    """A registered plugin whose module does not exist (yet) in this checkout."""
-
-
-def _plugin_class(name: str) -> Callable[..., Plugin]:
-    module_name, class_name = _PLUGINS[name]
-    qualified = f"gatekeeper.admission.plugins.{module_name}"
-    try:
-        module = importlib.import_module(qualified)
-    except ModuleNotFoundError as exc:
-        if exc.name != qualified:
-            raise  # the plugin exists but something it imports is missing: a real error
-        raise PluginNotBuilt(f"admission plugin {name} is not built in this checkout") from None
-    cls: Callable[..., Plugin] = getattr(module, class_name)
-    return cls
-
-
-def plugin_registered(name: str) -> bool:
-    """True when `name` is registered and its module exists (tests skip a plugin not yet built)."""
-    if name not in _PLUGINS:
-        return False
-    try:
-        _plugin_class(name)
-    except PluginNotBuilt:
-        return False
-    return True
+for _name, _module in (
+    ("NamespaceLifecycle", "namespace_lifecycle"),
+    ("NamespaceExists", "namespace_exists"),
+    ("SecurityContextDeny", "security_context_deny"),
+    ("LimitRanger", "limit_ranger"),
+    ("ServiceAccount", "service_account"),
+    ("ResourceQuota", "resource_quota"),
+):
+    _add(_name, _builtin(_module, _name))
+KNOWN_PLUGINS: tuple[str, ...] = tuple(_FACTORIES)
+"""The built-in plugins, in the order the chain runs them."""
 
 
 def check_names(names: Iterable[str]) -> tuple[str, ...]:
-    """The enabled names in Kubernetes' order; UnknownPlugin lists the known ones."""
+    """The enabled names in registration order; UnknownPlugin lists the known ones."""
     wanted = list(names)
-    unknown = [n for n in wanted if n not in _PLUGINS]
+    unknown = [n for n in wanted if n not in _FACTORIES]
     if unknown:
         raise UnknownPlugin(
-            f"unknown admission plugin(s) {', '.join(unknown)}; known plugins: {', '.join(KNOWN_PLUGINS)}"
+            f"unknown admission plugin(s) {', '.join(unknown)}; known plugins: {', '.join(_FACTORIES)}"
         )
-    return tuple(n for n in KNOWN_PLUGINS if n in wanted)
+    return tuple(n for n in _FACTORIES if n in wanted)
 
 
 def build_plugins(names: Iterable[str], options: PluginOptions | None = None) -> list[Plugin]:
-    options = options or PluginOptions()
-    plugins: list[Plugin] = []
-    for name in check_names(names):
-        cls = _plugin_class(name)
-        plugins.append(cls(options) if getattr(cls, "takes_options", False) else cls())
-    return plugins
+    built = options or PluginOptions()
+    return [_FACTORIES[name]()(built) for name in check_names(names)]
 
 
 def parse_plugin_list(value: str) -> tuple[str, ...]:

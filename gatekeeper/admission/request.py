@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from gatekeeper.authn.user import UserInfo
+from gatekeeper.k8s.objects import Pod
 
 JSONObject = dict[str, Any]
 
@@ -42,6 +44,12 @@ class AdmissionRequest:
     object: JSONObject | None
     old_object: JSONObject | None
     dry_run: bool
+    pod: Pod | None = None  # the typed view of `object` when it is a core Pod, decoded at the edge
+
+    def with_object(self, obj: JSONObject | None) -> AdmissionRequest:
+        """The request carrying `obj` (the object after mutation), its views decoded again."""
+        pod = Pod.decode(obj) if self.pod is not None and obj is not None else None
+        return dataclasses.replace(self, object=obj, pod=pod)
 
     def is_core(self, resource: str) -> bool:
         """True for a request on the core-group resource `resource` (any subresource)."""

@@ -22,7 +22,7 @@ from gatekeeper.admission.request import (
 )
 from gatekeeper.authn.user import UserInfo
 from gatekeeper.k8s import fields
-from gatekeeper.k8s.objects import check_object
+from gatekeeper.k8s.objects import Pod, check_object
 
 GROUP = "admission.k8s.io"
 VERSIONS = ("v1", "v1beta1")
@@ -40,6 +40,7 @@ def parse_admission_review(doc: Any) -> tuple[str, AdmissionRequest]:
             f"request.operation: expected one of {', '.join(OPERATIONS)}, got {operation!r}"
         )
     kind = _gvk(fields.obj(req, "kind", "request.kind", required=True), "request.kind")
+    obj = _optional_object(req, "object", "request.object", kind)
     return version, AdmissionRequest(
         uid=fields.string(req, "uid", "request.uid", required=True),
         kind=kind,
@@ -49,9 +50,10 @@ def parse_admission_review(doc: Any) -> tuple[str, AdmissionRequest]:
         namespace=fields.string(req, "namespace", "request.namespace"),
         operation=operation,
         user=_user(fields.obj(req, "userInfo", "request.userInfo")),
-        object=_optional_object(req, "object", "request.object", kind),
+        object=obj,
         old_object=_optional_object(req, "oldObject", "request.oldObject", kind),
         dry_run=fields.boolean(req, "dryRun", "request.dryRun"),
+        pod=Pod.decode(obj, "request.object") if obj is not None and _is_pod(kind) else None,
     )
 
 
@@ -88,8 +90,16 @@ def _optional_object(
     if req.get(key) is None:
         return None
     value = fields.obj(req, key, path)
-    check_object(value, kind.kind if kind.group == "" else "", path)
+    if _is_pod(kind):
+        if key != "object":  # the object's view is the request's; the old one is only checked
+            Pod.decode(value, path)
+    else:
+        check_object(value, path)
     return value
+
+
+def _is_pod(kind: GroupVersionKind) -> bool:
+    return kind.group == "" and kind.kind == "Pod"
 
 
 def review_uid(doc: Any) -> str:

@@ -46,6 +46,8 @@ from gatekeeper.admission.quota.evaluators.base import Evaluator
 from gatekeeper.admission.quota.quotas import Quota, parse_quota
 from gatekeeper.admission.quota.reconcile import LiveObject, charge, covered_evaluators, live_object
 from gatekeeper.admission.quota.resources import QuotaError, ResourceList, from_strings, pretty
+from gatekeeper.k8s.fields import InvalidObject
+from gatekeeper.k8s.objects import Pod, PodSpec, ServiceAccount
 from gatekeeper.k8s.quantity import ZERO
 from gatekeeper.lint.report import RuleInfo, Severity
 
@@ -289,8 +291,14 @@ def check_pod(context: Context, pod: JSONObject) -> list[Violation]:
     if not isinstance(spec, dict):
         return [*violations, Violation(MALFORMED, ref, "spec: expected an object")]
     violations += limit_range_violations(context.limit_ranges.get(ref.namespace, []), pod, ref)
-    if context.has("ServiceAccount") and not is_mirror_pod(pod):
-        violations += service_account_violations(context.service_accounts.get(ref.namespace, {}), spec, ref)
+    if context.has("ServiceAccount"):
+        try:
+            view = Pod.decode(pod)
+        except InvalidObject as exc:
+            return [*violations, Violation(MALFORMED, ref, str(exc))]
+        if not is_mirror_pod(view.annotations):
+            accounts = context.service_accounts.get(ref.namespace, {})
+            violations += service_account_violations(accounts, spec, view.spec, ref)
     return violations
 
 
@@ -366,7 +374,7 @@ def _container_copy(container: object) -> object:
 
 
 def service_account_violations(
-    accounts: Mapping[str, JSONObject], spec: JSONObject, ref: ObjectRef
+    accounts: Mapping[str, JSONObject], spec: JSONObject, pod_spec: PodSpec, ref: ObjectRef
 ) -> list[Violation]:
     name = spec.get("serviceAccountName") or spec.get("serviceAccount")
     if not name:
@@ -381,9 +389,13 @@ def service_account_violations(
     if account is None:
         message = f'service account {ref.namespace}/{name} not found: serviceaccount "{name}" not found'
         return [Violation(SERVICE_ACCOUNT_MISSING, ref, message)]
-    if not enforces_mountable_secrets(account):
+    try:
+        view = ServiceAccount.decode(account)
+    except InvalidObject as exc:
+        return [Violation(MALFORMED, ref, str(exc))]
+    if not enforces_mountable_secrets(view):
         return []
-    problem = unmountable_secret(account, spec)
+    problem = unmountable_secret(view, pod_spec)
     return [Violation(SECRET_NOT_MOUNTABLE, ref, problem)] if problem else []
 
 

@@ -54,13 +54,13 @@ async def _review(request: Request, phase: Phase, with_patch: bool) -> JSONRespo
     problem = runtime.admission.unavailable()
     if problem is not None:  # an HTTP error, so the caller's failurePolicy decides (Fail or Ignore)
         raise HTTPError(503, "ServiceUnavailable", f"admission state is unavailable: {problem}")
-    try:
+    try:  # the store failing, before or inside the chain, is a 503: failurePolicy decides
         store = runtime.admission.request_store()
+        if runtime.admission.runs_inline:
+            outcome = phase(admission_request, store)
+        else:  # a networked store may block for a round trip: keep it off the event loop
+            outcome = await run_in_threadpool(phase, admission_request, store)
     except StoreError as exc:
         raise HTTPError(503, "ServiceUnavailable", f"admission state is unavailable: {exc}") from None
-    if runtime.admission.runs_inline:
-        outcome = phase(admission_request, store)
-    else:  # a networked store may block for a round trip: keep it off the event loop
-        outcome = await run_in_threadpool(phase, admission_request, store)
     observe.admission(request, admission_request, outcome)
     return JSONResponse(review_response(version, admission_request.uid, outcome, with_patch=with_patch))

@@ -15,8 +15,6 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from gatekeeper.admission.registry import plugin_registered
-
 CORPUS = Path(__file__).parent / "admission" / "cases.json"
 CASES: list[dict[str, Any]] = json.loads(CORPUS.read_text(encoding="utf-8"))
 ABSENT = "{{absent}}"
@@ -25,12 +23,6 @@ _REGEX = re.compile(r"\{\{re:(.*)\}\}\Z", re.S)
 
 def params(cases: list[dict[str, Any]]) -> list[Any]:
     return [pytest.param(case, id=case["id"]) for case in cases]
-
-
-def skip_unless_plugin_registered(plugin: str) -> None:
-    """A plugin another engineer is still building is skipped, with the reason; nothing else is."""
-    if not plugin_registered(plugin):
-        pytest.skip(f"admission plugin {plugin} is not registered in this checkout yet")
 
 
 def state_list(case: dict[str, Any]) -> dict[str, Any]:

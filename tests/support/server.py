@@ -92,16 +92,17 @@ class Server:
 @contextlib.contextmanager
 def running_server(
     workdir: Path, args: Sequence[str] = (), cert_dir: Path | None = None, ready_timeout: float = 20.0,
-    preexec_fn: Callable[[], None] | None = None,
+    preexec_fn: Callable[[], None] | None = None, module: str = "gatekeeper.cli",
 ) -> Iterator[Server]:
     """Start `gatekeeper serve` in `workdir` (relative paths resolve there) and wait for /healthz.
 
-    preexec_fn runs in the child before serve starts (e.g. to lower its open file limit)."""
+    preexec_fn runs in the child before serve starts (e.g. to lower its open file limit); `module`
+    is what `python -m` runs (a tests/support module that registers a plugin, then runs the CLI)."""
     port = free_port()
     cert_dir = cert_dir or workdir / "certs"
     log_path = workdir / f"server-{port}.log"
     command = [
-        sys.executable, "-m", "gatekeeper.cli", "serve",
+        sys.executable, "-m", module, "serve",
         "--secure-port", str(port), "--cert-dir", str(cert_dir), "--reload-interval", "0.2", *args,
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

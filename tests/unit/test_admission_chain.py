@@ -10,10 +10,11 @@ import pytest
 
 from gatekeeper.admission.chain import Chain, build_chain
 from gatekeeper.admission.errors import forbidden
+from gatekeeper.admission.patch import Patch
 from gatekeeper.admission.plugin import Warnings
 from gatekeeper.admission.registry import KNOWN_PLUGINS, UnknownPlugin, check_names, parse_plugin_list
 from gatekeeper.admission.request import AdmissionRequest, JSONObject
-from gatekeeper.admission.state import Store
+from gatekeeper.admission.state import Store, StoreError
 from gatekeeper.backends.memory import MemoryStore
 from tests.support.admission import namespace, request
 
@@ -29,9 +30,9 @@ class Labeler:
     def handles(self, request: AdmissionRequest) -> bool:
         return request.is_core("pods") and request.object is not None
 
-    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store) -> Warnings:
-        labels = obj["metadata"].setdefault("labels", {})
-        labels["seen"] = labels.get("seen", "") + self.value
+    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store, patch: Patch) -> Warnings:
+        seen = obj["metadata"].get("labels", {}).get("seen", "")
+        patch.put(obj, (), ("metadata", "labels", "seen"), seen + self.value)
         return [f"labelled {self.value}"]
 
 
@@ -77,9 +78,9 @@ class CountCalls:
     def handles(self, request: AdmissionRequest) -> bool:
         return True
 
-    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store) -> Warnings:
+    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store, patch: Patch) -> Warnings:
         self.seen.append(obj)
-        obj["ignored"] = True
+        patch.set(obj, (), "ignored", True)
         return None
 
 
@@ -140,3 +141,34 @@ def test_dry_run_never_changes_the_store() -> None:
     assert chain.admit(create, store).allowed
     assert chain.admit(request("DELETE", "namespaces", "Namespace", "", "team", dry_run=True), store).allowed
     assert store.all() == [namespace("team")]
+
+
+class UnreachableStore(MemoryStore):
+    """A store whose server is gone: every read raises StoreError, as etcd's does."""
+
+    def get(self, resource: str, namespace: str, name: str) -> JSONObject | None:
+        raise StoreError("etcd is unavailable: no member answered")
+
+
+@pytest.mark.parametrize("phase", ["mutate", "validate", "admit"])
+def test_a_store_failure_inside_a_plugin_leaves_the_chain_for_the_server_to_answer(phase: str) -> None:
+    chain = build_chain(["NamespaceLifecycle"])
+    with pytest.raises(StoreError, match="etcd is unavailable") as raised:
+        getattr(chain, phase)(request(), UnreachableStore())
+    assert "raised in admission plugin NamespaceLifecycle" in (raised.value.__notes__ or [])
+
+
+class KeyErrorBug:
+    name: ClassVar[str] = "KeyErrorBug"
+
+    def handles(self, request: AdmissionRequest) -> bool:
+        return True
+
+    def validate(self, request: AdmissionRequest, obj: JSONObject | None, store: Store) -> Warnings:
+        return [str({}["missing"])]
+
+
+def test_a_bug_in_a_plugin_is_not_turned_into_a_refusal() -> None:
+    with pytest.raises(KeyError) as raised:
+        Chain([KeyErrorBug()]).validate(request(), MemoryStore())
+    assert raised.value.__notes__ == ["raised in admission plugin KeyErrorBug"]

@@ -247,3 +247,46 @@ def test_a_pod_spec_that_is_no_object_is_a_quota_error_not_an_attribute_error() 
 
     with pytest.raises(QuotaError, match=r"^spec: expected an object$"):
         is_terminating("...")  # type: ignore[arg-type]
+
+
+# --- stored objects, decoded into typed views where a plugin takes them from the store ---------
+
+
+@pytest.mark.parametrize(
+    ("objects", "message"),
+    [
+        ([service_account(secrets="db")], "secrets: expected an array, got string"),
+        ([service_account(imagePullSecrets=[{"name": 7}])],
+         "imagePullSecrets[0].name: expected a string, got number"),
+        ([service_account(automountServiceAccountToken="yes")],
+         "automountServiceAccountToken: expected a boolean, got string"),
+    ],
+    ids=["secrets-string", "pull-secret-name-number", "automount-string"],
+)
+def test_a_malformed_stored_service_account_is_a_500_naming_the_object_and_field(
+    objects: list[dict[str, Any]], message: str
+) -> None:
+    where = "ServiceAccount: serviceaccount team/default"
+    assert denial(admit(["ServiceAccount"], objects)) == (500, f"{where}: {message}")
+
+
+def test_a_malformed_stored_namespace_is_a_500_naming_the_object_and_field() -> None:
+    broken = {**namespace("team"), "status": {"phase": ["Active"]}}
+    assert denial(admit(["NamespaceLifecycle"], [broken])) == (
+        500, "NamespaceLifecycle: namespace team: status.phase: expected a string, got array"
+    )
+
+
+def test_the_service_account_view_reads_what_the_plugin_needs() -> None:
+    from gatekeeper.k8s.objects import ServiceAccount
+
+    view = ServiceAccount.decode(service_account(
+        "ci", metadata={"name": "ci", "namespace": "team", "uid": "u1", "annotations": {"a": "b"}},
+        secrets=[{"name": "db"}, {}], imagePullSecrets=[{"name": "registry"}],
+        automountServiceAccountToken=False,
+    ))
+    assert (view.metadata.namespace, view.metadata.name, view.metadata.uid) == ("team", "ci", "u1")
+    assert view.secrets == ("db", "") and view.image_pull_secrets == ("registry",)
+    assert view.automount_token is False and dict(view.metadata.annotations) == {"a": "b"}
+    with pytest.raises(TypeError):
+        view.metadata.annotations["a"] = "c"  # type: ignore[index]

@@ -106,3 +106,40 @@ def test_a_denial_carries_a_kubernetes_status_with_causes() -> None:
         "code": 403,
         "details": {"causes": [{"type": "T", "message": "m", "field": "f"}]},
     }
+
+
+def test_a_pod_is_decoded_once_at_the_edge_into_a_read_only_view() -> None:
+    from gatekeeper.k8s.objects import Pod
+
+    spec = {
+        "serviceAccountName": "ci", "imagePullSecrets": [{"name": "registry"}],
+        "volumes": [{"name": "v", "secret": {"secretName": "db"}},
+                    {"name": "p", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}},
+                                                            {"secret": {"name": "tls"}}]}}],
+        "containers": [{"name": "app", "envFrom": [{"secretRef": {"name": "env"}}],
+                        "volumeMounts": [{"name": "v", "mountPath": "/db"}]}],
+    }
+    obj = {"kind": "Pod", "metadata": {"name": "web", "annotations": {"a": "b"}}, "spec": spec}
+    _version, request = parse_admission_review(review(object=obj))
+    assert request.pod is not None and request.pod == Pod.decode(obj)
+    pod = request.pod
+    assert (pod.name, pod.spec.service_account_name) == ("web", "ci")
+    assert pod.spec.image_pull_secrets == ("registry",)
+    assert [(v.name, v.secret_name, v.projects_token) for v in pod.spec.volumes] == [
+        ("v", "db", False), ("p", None, True)
+    ]
+    assert pod.spec.containers[0].mount_paths == ("/db",)
+    assert sorted(pod.spec.secret_names()) == ["db", "env", "registry", "tls"]
+    with pytest.raises(TypeError):
+        pod.annotations["a"] = "c"  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        pod.spec.service_account_name = "x"  # type: ignore[misc]
+
+
+def test_a_request_carrying_the_mutated_object_decodes_its_view_again() -> None:
+    _version, request = parse_admission_review(review(object={"kind": "Pod", "spec": {}}))
+    mutated = request.with_object({"kind": "Pod", "spec": {"serviceAccountName": "default"}})
+    assert mutated.pod is not None and mutated.pod.spec.service_account_name == "default"
+    secret_kind = {"group": "", "version": "v1", "kind": "Secret"}
+    _version, other = parse_admission_review(review(kind=secret_kind, object={"kind": "Secret"}))
+    assert other.pod is None and other.with_object({"kind": "Secret", "type": "x"}).pod is None

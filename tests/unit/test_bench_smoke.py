@@ -94,3 +94,10 @@ def test_audit_bench_runs_and_finds_exactly_the_known_violations() -> None:
     cells = [row.split() for row in rows[1:]]
     assert [" ".join(c[:-7]) for c in cells] == ["json.load", "decode", "gatekeeper audit"]
     assert all(c[-1] == "True" for c in cells)  # every object read; the audit's findings are the dump's
+
+
+def test_admission_bench_runs_both_phases() -> None:
+    from tests.bench import bench_admission
+
+    rows = bench_admission.run(calls=5, rounds=1)
+    assert [row.split()[0] for row in rows] == ["phase", "mutate", "validate"]

@@ -9,9 +9,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
 import pytest
 
 from gatekeeper.admission.errors import AdmissionDenied
+from gatekeeper.admission.patch import Patch
 from gatekeeper.admission.plugins.limit_ranger import (
     LIMIT_RANGER_ANNOTATION,
     LimitRanger,
@@ -160,8 +162,11 @@ def run(req: AdmissionRequest, store: MemoryStore) -> dict[str, Any] | None:
     if not plugin.handles(req):
         return req.object
     obj = copy.deepcopy(req.object) if req.object is not None else {}
-    plugin.admit(req, obj, store)
+    patch = Patch()
+    plugin.admit(req, obj, store, patch)
     mutated = obj if req.object is not None else None
+    if req.object is not None:  # the recorded patch replays the mutation exactly
+        assert jsonpatch.apply_patch(req.object, patch.ops) == obj
     plugin.validate(req, mutated, store)
     return mutated
 
@@ -236,7 +241,7 @@ def test_no_defaults_no_change_not_even_empty_maps() -> None:
     with pytest.raises(AdmissionDenied):
         run(request(bare), store)
     plugin, copied = LimitRanger(), copy.deepcopy(bare)
-    plugin.admit(request(bare), copied, store)
+    plugin.admit(request(bare), copied, store, Patch())
     assert copied == bare
 
 

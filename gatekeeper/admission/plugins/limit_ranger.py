@@ -24,7 +24,8 @@ from gatekeeper.admission.errors import (
     object_name,
     qualified_resource,
 )
-from gatekeeper.admission.plugin import Warnings
+from gatekeeper.admission.patch import Patch, Path
+from gatekeeper.admission.plugin import DEFAULT_OPTIONS, PluginOptions, Warnings
 from gatekeeper.admission.podresources import (
     PodLevel,
     PodResourceError,
@@ -186,11 +187,17 @@ def default_requirements(items: list[LimitRangeItem]) -> tuple[ResourceList, Res
 
 
 def merge_container_resources(
-    container: JSONObject, default_requests: ResourceList, default_limits: ResourceList, label: str
+    container: JSONObject,
+    at: Path,
+    defaults: tuple[ResourceList, ResourceList],
+    label: str,
+    patch: Patch,
 ) -> list[str]:
-    """Add the defaults the container lacks; the annotation parts naming what was set."""
-    set_limits = _fill_absent(container, "limits", default_limits)
-    set_requests = _fill_absent(container, "requests", default_requests)
+    """Add the (requests, limits) defaults the container at `at` lacks; the annotation parts naming
+    what was set."""
+    default_requests, default_limits = defaults
+    set_limits = _fill_absent(container, at, "limits", default_limits, patch)
+    set_requests = _fill_absent(container, at, "requests", default_requests, patch)
     parts = []
     if set_requests:
         parts.append(f"{', '.join(sorted(set_requests))} request for {label} {container.get('name', '')}")
@@ -199,43 +206,44 @@ def merge_container_resources(
     return parts
 
 
-def _fill_absent(container: JSONObject, field: str, defaults: ResourceList) -> list[str]:
+def _fill_absent(
+    container: JSONObject, at: Path, field: str, defaults: ResourceList, patch: Patch
+) -> list[str]:
     resources = container.get("resources")
-    present = resources.get(field) if isinstance(resources, dict) else None
-    if not isinstance(present, dict):
-        present = {}
-    missing = [name for name in defaults if name not in present]
-    if missing:
-        resources = container.get("resources")
-        if not isinstance(resources, dict):
-            resources = container["resources"] = {}
-        values = resources.get(field)
-        if not isinstance(values, dict):
-            values = resources[field] = {}
-        for name in missing:
-            values[name] = str(defaults[name])
-    return missing
+    values = resources.get(field) if isinstance(resources, dict) else None
+    present = values if isinstance(values, dict) else {}
+    missing = {name: str(quantity) for name, quantity in defaults.items() if name not in present}
+    if not missing:
+        return []
+    if isinstance(values, dict):
+        for name, value in missing.items():
+            patch.set(values, (*at, "resources", field), name, value)
+    else:  # resources (or its field) absent or null: created with the values, in one operation
+        patch.put(container, at, ("resources", field), missing)
+    return list(missing)
 
 
 def merge_pod_resource_requirements(
-    pod: JSONObject, default_requests: ResourceList, default_limits: ResourceList
+    pod: JSONObject, default_requests: ResourceList, default_limits: ResourceList, patch: Patch | None = None
 ) -> None:
+    """Default the pod's containers in place; `patch` records the changes (a pod being admitted)."""
+    patch = patch if patch is not None else Patch()
     parts: list[str] = []
     spec = pod.get("spec")
     if not isinstance(spec, dict):
         return  # nothing to default; validation names what is malformed
     for field, label in (("containers", "container"), ("initContainers", "init container")):
         containers = spec.get(field)
-        for container in containers if isinstance(containers, list) else []:
+        for index, container in enumerate(containers if isinstance(containers, list) else []):
             if isinstance(container, dict):
-                parts.extend(merge_container_resources(container, default_requests, default_limits, label))
+                at = ("spec", field, index)
+                parts.extend(
+                    merge_container_resources(container, at, (default_requests, default_limits), label, patch)
+                )
     if parts:
-        metadata = pod.get("metadata")
-        if not isinstance(metadata, dict):  # null decodes to an empty ObjectMeta in Go
-            metadata = pod["metadata"] = {}
-        if not isinstance(metadata.get("annotations"), dict):
-            metadata["annotations"] = {}
-        metadata["annotations"][LIMIT_RANGER_ANNOTATION] = "LimitRanger plugin set: " + "; ".join(parts)
+        value = "LimitRanger plugin set: " + "; ".join(parts)
+        # metadata: null decodes to an empty ObjectMeta in Go
+        patch.put(pod, (), ("metadata", "annotations", LIMIT_RANGER_ANNOTATION), value)
 
 
 # -- validation ---------------------------------------------------------------------------------
@@ -336,6 +344,9 @@ def _unchanged_request(name: str, requests: ResourceList, old_requests: Resource
 class LimitRanger:
     name: ClassVar[str] = "LimitRanger"
 
+    def __init__(self, options: PluginOptions = DEFAULT_OPTIONS) -> None:
+        pass  # nothing to set: this plugin reads only the request and the store
+
     def handles(self, request: AdmissionRequest) -> bool:
         """SupportsAttributes plus NewHandler(Create, Update)."""
         kind = request.kind
@@ -349,7 +360,7 @@ class LimitRanger:
             return request.operation == CREATE  # containers are immutable: plain updates change nothing
         return kind.kind == PERSISTENT_VOLUME_CLAIM
 
-    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store) -> Warnings:
+    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store, patch: Patch) -> Warnings:
         if not _applies(request) or request.resource.resource != PODS:
             return None
         try:  # refuse a malformed pod before touching it
@@ -358,7 +369,7 @@ class LimitRanger:
         except PodResourceError as err:
             raise _malformed(request, err) from None
         for items in _limit_ranges(request, store):
-            merge_pod_resource_requirements(obj, *default_requirements(items))
+            merge_pod_resource_requirements(obj, *default_requirements(items), patch)
         return None
 
     def validate(self, request: AdmissionRequest, obj: JSONObject | None, store: Store) -> Warnings:

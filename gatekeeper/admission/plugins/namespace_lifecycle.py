@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from gatekeeper.admission.errors import Cause, forbidden, not_found
-from gatekeeper.admission.plugin import Warnings
+from gatekeeper.admission.errors import Cause, forbidden, internal, not_found
+from gatekeeper.admission.patch import Patch
+from gatekeeper.admission.plugin import DEFAULT_OPTIONS, PluginOptions, Warnings
 from gatekeeper.admission.request import CREATE, DELETE, UPDATE, AdmissionRequest, JSONObject
 from gatekeeper.admission.state import NAMESPACES, Store
+from gatekeeper.k8s.fields import InvalidObject
+from gatekeeper.k8s.objects import Namespace
 
 IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 TERMINATING = "Terminating"
@@ -34,13 +37,13 @@ class NamespaceLifecycle:
     name: ClassVar[str] = "NamespaceLifecycle"
     operations: ClassVar[frozenset[str]] = frozenset({CREATE, UPDATE, DELETE})
 
-    def __init__(self, immortal: frozenset[str] = IMMORTAL_NAMESPACES) -> None:
-        self.immortal = immortal
+    def __init__(self, options: PluginOptions = DEFAULT_OPTIONS) -> None:
+        self.immortal = IMMORTAL_NAMESPACES
 
     def handles(self, request: AdmissionRequest) -> bool:
         return request.operation in self.operations
 
-    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store) -> Warnings:
+    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store, patch: Patch) -> Warnings:
         return self.check(request, store)
 
     def validate(self, request: AdmissionRequest, obj: JSONObject | None, store: Store) -> Warnings:
@@ -53,10 +56,14 @@ class NamespaceLifecycle:
             return None
         if request.operation != CREATE or is_access_review(request):
             return None  # deletes and updates of content always pass
-        namespace = store.get(NAMESPACES, "", request.namespace)
-        if namespace is None:
+        stored = store.get(NAMESPACES, "", request.namespace)
+        if stored is None:
             raise not_found(NAMESPACES, request.namespace)
-        if (namespace.get("status") or {}).get("phase") == TERMINATING:
+        try:
+            namespace = Namespace.decode(stored)
+        except InvalidObject as err:  # the stored object is malformed: no fault of the caller's
+            raise internal(f"NamespaceLifecycle: {err}") from None
+        if namespace.phase == TERMINATING:
             raise terminating(request)
         return None
 

@@ -18,7 +18,7 @@ from typing import ClassVar
 import orjson
 
 from gatekeeper.admission.errors import AdmissionDenied, bad_request, forbidden, internal, object_name
-from gatekeeper.admission.plugin import Warnings
+from gatekeeper.admission.plugin import DEFAULT_OPTIONS, PluginOptions, Warnings
 from gatekeeper.admission.quota.check import QuotaRefusal, charge, plan, seeds
 from gatekeeper.admission.quota.evaluators.base import Evaluator
 from gatekeeper.admission.quota.evaluators.registry import evaluator_for
@@ -32,6 +32,9 @@ from gatekeeper.admission.state import Store
 
 class ResourceQuota:
     name: ClassVar[str] = "ResourceQuota"
+
+    def __init__(self, options: PluginOptions = DEFAULT_OPTIONS) -> None:
+        pass  # nothing to set: this plugin reads only the request and the store
 
     def handles(self, request: AdmissionRequest) -> bool:
         if not request.namespace or _is_namespace_creation(request):

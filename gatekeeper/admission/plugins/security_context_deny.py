@@ -8,13 +8,14 @@ seLinuxOptions and runAsUser. The first offending field is reported, in Kubernet
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from gatekeeper.admission.errors import bad_request, forbidden
-from gatekeeper.admission.plugin import Warnings
+from gatekeeper.admission.plugin import DEFAULT_OPTIONS, PluginOptions, Warnings
 from gatekeeper.admission.request import CREATE, UPDATE, AdmissionRequest, JSONObject
 from gatekeeper.admission.state import Store
+from gatekeeper.k8s.fields import InvalidObject
+from gatekeeper.k8s.objects import Pod, PodSpec
 
 log = logging.getLogger("gatekeeper.admission")
 
@@ -32,7 +33,7 @@ class SecurityContextDeny:
     name: ClassVar[str] = "SecurityContextDeny"
     operations: ClassVar[frozenset[str]] = frozenset({CREATE, UPDATE})
 
-    def __init__(self) -> None:
+    def __init__(self, options: PluginOptions = DEFAULT_OPTIONS) -> None:
         log.warning(
             "SecurityContextDeny is deprecated (removed from Kubernetes in 1.30); "
             "prefer Pod Security admission"
@@ -44,28 +45,28 @@ class SecurityContextDeny:
     def validate(self, request: AdmissionRequest, obj: JSONObject | None, store: Store) -> Warnings:
         if obj is None or obj.get("kind", "Pod") != "Pod":
             raise bad_request("Resource was marked with kind Pod but was unable to be converted")
-        violation = first_violation(obj.get("spec") or {})
+        violation = first_violation(_spec(request, obj))
         if violation is not None:
             raise forbidden(request, f"{violation} is forbidden")
         return None
 
 
-def first_violation(spec: dict[str, Any]) -> str | None:
+def _spec(request: AdmissionRequest, obj: JSONObject) -> PodSpec:
+    if obj is request.object and request.pod is not None:
+        return request.pod.spec
+    try:  # a pods request whose kind the review parser does not decode
+        return Pod.decode(obj).spec
+    except InvalidObject as err:
+        raise bad_request(str(err)) from None
+
+
+def first_violation(spec: PodSpec) -> str | None:
     """The Go name of the first forbidden field set in a pod spec, or None."""
-    pod_context = spec.get("securityContext") or {}
     for field in POD_FIELDS:
-        if pod_context.get(field) is not None:
+        if spec.security_context.get(field) is not None:
             return f"pod.Spec.SecurityContext.{_GO_NAMES[field]}"
-    for context in _container_contexts(spec):
+    for container in (*spec.init_containers, *spec.containers):
         for field in CONTAINER_FIELDS:
-            if context.get(field) is not None:
+            if container.security_context.get(field) is not None:
                 return f"SecurityContext.{_GO_NAMES[field]}"
     return None
-
-
-def _container_contexts(spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for key in ("initContainers", "containers"):
-        for container in spec.get(key) or []:
-            context = container.get("securityContext") if isinstance(container, dict) else None
-            if isinstance(context, dict):
-                yield context

@@ -8,14 +8,17 @@ mutated and may reference neither service accounts nor secrets.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from gatekeeper.admission.errors import AdmissionDenied, bad_request, forbidden
-from gatekeeper.admission.plugin import Warnings
-from gatekeeper.admission.podsecrets import env_secret_refs, pod_secret_names
-from gatekeeper.admission.registry import SECRET, PluginOptions
+from gatekeeper.admission.errors import AdmissionDenied, bad_request, forbidden, internal
+from gatekeeper.admission.patch import Patch, Path
+from gatekeeper.admission.plugin import DEFAULT_OPTIONS, SECRET, PluginOptions, Warnings
 from gatekeeper.admission.request import CREATE, UPDATE, AdmissionRequest, JSONObject
 from gatekeeper.admission.state import SECRETS, SERVICE_ACCOUNTS, Store
+from gatekeeper.k8s.fields import InvalidObject
+from gatekeeper.k8s.objects import Container, Pod, PodSpec, Secret, annotations_of
+from gatekeeper.k8s.objects import ServiceAccount as ServiceAccountView
 
 DEFAULT_SERVICE_ACCOUNT = "default"
 TOKEN_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -27,55 +30,67 @@ TOKEN_SECRET_TYPE = "kubernetes.io/service-account-token"
 SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
 SA_UID_ANNOTATION = "kubernetes.io/service-account.uid"
 EPHEMERAL = "ephemeralcontainers"
+SPEC: Path = ("spec",)
 _GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})  # strconv.ParseBool
 
 
 class ServiceAccount:
     name: ClassVar[str] = "ServiceAccount"
-    takes_options: ClassVar[bool] = True
 
-    def __init__(self, options: PluginOptions | None = None) -> None:
-        self.secret_token_volume = (options or PluginOptions()).service_account_token_volume == SECRET
+    def __init__(self, options: PluginOptions = DEFAULT_OPTIONS) -> None:
+        self.secret_token_volume = options.service_account_token_volume == SECRET
 
     def handles(self, request: AdmissionRequest) -> bool:
         return is_pod_request(request) or is_service_account_write(request)
 
-    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store) -> Warnings:
+    def admit(self, request: AdmissionRequest, obj: JSONObject, store: Store, patch: Patch) -> Warnings:
         # A CREATE of pods/ephemeralcontainers is mutated too, as Go's Admit does (an API server
         # only ever updates that subresource).
         if not is_pod_request(request) or request.operation != CREATE:
             return None
-        if not is_mirror_pod(obj):
-            spec = obj.setdefault("spec", {})
-            if not isinstance(spec, dict):
-                raise bad_request("spec: expected an object")
-            if not spec.get("serviceAccountName"):
-                spec["serviceAccountName"] = DEFAULT_SERVICE_ACCOUNT
-            account = lookup(request, store, spec["serviceAccountName"])
-            if should_automount(account, spec):
-                self._mount_token(request, store, account, spec)
-            if not spec.get("imagePullSecrets") and account.get("imagePullSecrets"):
-                spec["imagePullSecrets"] = [{"name": _ref_name(r)} for r in account["imagePullSecrets"]]
-        return self.validate(request, obj, store)  # Kubernetes' Admit ends with its Validate
+        if is_mirror_pod(_annotations(obj)):
+            return self.validate(request, obj, store)  # Kubernetes' Admit ends with its Validate
+        if "spec" not in obj:
+            patch.set(obj, (), "spec", {})
+        spec = obj["spec"]
+        if not isinstance(spec, dict):
+            raise bad_request("spec: expected an object")
+        if not spec.get("serviceAccountName"):
+            patch.set(spec, SPEC, "serviceAccountName", DEFAULT_SERVICE_ACCOUNT)
+        account = lookup(request, store, spec["serviceAccountName"])
+        if should_automount(account, spec):
+            self._mount_token(request, store, account, spec, patch)
+        if not spec.get("imagePullSecrets") and account.image_pull_secrets:
+            pull = [{"name": name} for name in account.image_pull_secrets]
+            patch.set(spec, SPEC, "imagePullSecrets", pull)
+        # What Validate would check now (check_pod), with the account already in hand: the pod
+        # is decoded again only when the account restricts the secrets it may use.
+        if enforces_mountable_secrets(account):
+            problem = unmountable_secret(account, pod_view(request, obj).spec)
+            if problem:
+                raise forbidden(request, problem)
+        return None
 
     def validate(self, request: AdmissionRequest, obj: JSONObject | None, store: Store) -> Warnings:
         if is_service_account_write(request):
             return deprecation_warnings(obj or {})
-        pod = obj or {}
-        spec = pod.get("spec") or {}
-        if not isinstance(spec, dict):
-            raise bad_request("spec: expected an object")
+        pod = pod_view(request, obj or {})
         if request.operation == UPDATE and request.sub_resource == EPHEMERAL:
             check_ephemeral_containers(request, store, pod)
         elif request.operation == CREATE:
-            if is_mirror_pod(pod):
-                check_mirror_pod(request, spec)
+            if is_mirror_pod(pod.annotations):
+                check_mirror_pod(request, pod.spec)
             else:
                 check_pod(request, store, pod)
         return None
 
     def _mount_token(
-        self, request: AdmissionRequest, store: Store, account: JSONObject, spec: JSONObject
+        self,
+        request: AdmissionRequest,
+        store: Store,
+        account: ServiceAccountView,
+        spec: JSONObject,
+        patch: Patch,
     ) -> None:
         volumes = _objects(spec.get("volumes"), "spec.volumes")
         if self.secret_token_volume:
@@ -87,8 +102,8 @@ class ServiceAccount:
             existing = _projected_volume(volumes)
             name = existing or _unique_name(PROJECTED_VOLUME_PREFIX, volumes)
             volume = projected_volume(name)
-        if mount_token(spec, name) and not existing:
-            spec["volumes"] = [*volumes, volume]
+        if mount_token(spec, name, patch) and not existing:
+            patch.extend(spec, SPEC, "volumes", volume)
 
 
 def is_pod_request(request: AdmissionRequest) -> bool:
@@ -113,8 +128,7 @@ def is_service_account_write(request: AdmissionRequest) -> bool:
 
 def deprecation_warnings(account: JSONObject) -> list[str]:
     """What kube-apiserver warns when a service account is written with the deprecated annotation."""
-    annotations = (account.get("metadata") or {}).get("annotations") or {}
-    if ENFORCE_MOUNTABLE_SECRETS not in annotations:
+    if ENFORCE_MOUNTABLE_SECRETS not in _annotations(account):
         return []
     return [
         f"metadata.annotations[{ENFORCE_MOUNTABLE_SECRETS}]: deprecated in v1.32+; "
@@ -122,38 +136,60 @@ def deprecation_warnings(account: JSONObject) -> list[str]:
     ]
 
 
-def is_mirror_pod(pod: JSONObject) -> bool:
-    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+def is_mirror_pod(annotations: Mapping[str, Any]) -> bool:
     return MIRROR_POD_ANNOTATION in annotations
 
 
-def lookup(request: AdmissionRequest, store: Store, name: str) -> JSONObject:
+def _annotations(obj: JSONObject) -> Mapping[str, Any]:
+    try:
+        return annotations_of(obj)
+    except InvalidObject as err:
+        raise bad_request(str(err)) from None
+
+
+def pod_view(request: AdmissionRequest, obj: JSONObject) -> Pod:
+    """The typed view of `obj`: the request's own when `obj` is the request's object, else decoded
+    (the chain's mutated copy; a pods request whose kind the review parser does not decode)."""
+    if obj is request.object and request.pod is not None:
+        return request.pod
+    spec = obj.get("spec")
+    if spec is not None and not isinstance(spec, dict):  # null is an empty PodSpec, as in Go
+        raise bad_request("spec: expected an object")
+    try:
+        return Pod.decode(obj)
+    except InvalidObject as err:
+        raise bad_request(str(err)) from None
+
+
+def lookup(request: AdmissionRequest, store: Store, name: str) -> ServiceAccountView:
     account = store.get(SERVICE_ACCOUNTS, request.namespace, name)
     if account is None:
         raise forbidden(
             request,
             f'error looking up service account {request.namespace}/{name}: serviceaccount "{name}" not found',
         )
-    return account
+    try:
+        return ServiceAccountView.decode(account)
+    except InvalidObject as err:  # the stored object is malformed: no fault of the caller's
+        raise internal(f"ServiceAccount: {err}") from None
 
 
-def should_automount(account: JSONObject, spec: JSONObject) -> bool:
+def should_automount(account: ServiceAccountView, spec: JSONObject) -> bool:
     """The pod's automountServiceAccountToken wins, then the service account's, else true."""
-    for setting in (spec.get("automountServiceAccountToken"), account.get("automountServiceAccountToken")):
+    for setting in (spec.get("automountServiceAccountToken"), account.automount_token):
         if isinstance(setting, bool):
             return setting
     return True
 
 
-def enforces_mountable_secrets(account: JSONObject) -> bool:
-    annotations = (account.get("metadata") or {}).get("annotations") or {}
-    return annotations.get(ENFORCE_MOUNTABLE_SECRETS) in _GO_TRUE
+def enforces_mountable_secrets(account: ServiceAccountView) -> bool:
+    return account.metadata.annotations.get(ENFORCE_MOUNTABLE_SECRETS) in _GO_TRUE
 
 
 # --- the token volume -------------------------------------------------------------------
 
 
-def mount_token(spec: JSONObject, volume_name: str) -> bool:
+def mount_token(spec: JSONObject, volume_name: str, patch: Patch) -> bool:
     """Mount `volume_name` in every init container and container lacking a mount at the token
     path (ephemeral containers are left alone); True if any container needed it."""
     needed = False
@@ -162,7 +198,7 @@ def mount_token(spec: JSONObject, volume_name: str) -> bool:
             mounts = _objects(container.get("volumeMounts"), f"spec.{kind}[{i}].volumeMounts")
             if not any(m.get("mountPath") == TOKEN_MOUNT_PATH for m in mounts):
                 mount = {"name": volume_name, "readOnly": True, "mountPath": TOKEN_MOUNT_PATH}
-                container["volumeMounts"] = [*mounts, mount]
+                patch.extend(container, (*SPEC, kind, i), "volumeMounts", mount)
                 needed = True
     return needed
 
@@ -213,17 +249,17 @@ def projected_volume(name: str) -> JSONObject:
 
 def _secret_volume(volumes: list[JSONObject], token: str) -> str:
     for volume in volumes:
-        if (volume.get("secret") or {}).get("secretName") == token:
+        secret = volume.get("secret")
+        if isinstance(secret, dict) and secret.get("secretName") == token:
             return str(volume.get("name", ""))
     return ""
 
 
-def token_secret_name(store: Store, namespace: str, account: JSONObject) -> str:
+def token_secret_name(store: Store, namespace: str, account: ServiceAccountView) -> str:
     """The first token Secret the service account references (the pre-1.24 secret-based token)."""
-    referenced = [_ref_name(r) for r in account.get("secrets") or []]
-    for name in referenced:
+    for name in account.secrets:
         secret = store.get(SECRETS, namespace, name)
-        if secret is not None and is_token_for(secret, account):
+        if secret is not None and is_token_for(_secret(secret), account):
             return name
     # Kubernetes answered "retry later" while its token controller had not made the secret yet
     raise AdmissionDenied(
@@ -234,33 +270,33 @@ def token_secret_name(store: Store, namespace: str, account: JSONObject) -> str:
     )
 
 
-def is_token_for(secret: JSONObject, account: JSONObject) -> bool:
-    if secret.get("type") != TOKEN_SECRET_TYPE:
+def is_token_for(secret: Secret, account: ServiceAccountView) -> bool:
+    if secret.type != TOKEN_SECRET_TYPE:
         return False
-    annotations = (secret.get("metadata") or {}).get("annotations") or {}
-    meta = account.get("metadata") or {}
-    if annotations.get(SA_NAME_ANNOTATION) != meta.get("name"):
+    annotations = secret.metadata.annotations
+    if annotations.get(SA_NAME_ANNOTATION) != account.metadata.name:
         return False
     uid = annotations.get(SA_UID_ANNOTATION)
-    return not uid or uid == meta.get("uid")
+    return not uid or uid == account.metadata.uid
 
 
-def _ref_name(ref: Any) -> str:
-    return str(ref.get("name", "")) if isinstance(ref, dict) else ""
+def _secret(stored: JSONObject) -> Secret:
+    try:
+        return Secret.decode(stored)
+    except InvalidObject as err:
+        raise internal(f"ServiceAccount: {err}") from None
 
 
 # --- validation -------------------------------------------------------------------------
 
 
-def check_mirror_pod(request: AdmissionRequest, spec: JSONObject) -> None:
-    if spec.get("serviceAccountName"):
+def check_mirror_pod(request: AdmissionRequest, spec: PodSpec) -> None:
+    if spec.service_account_name:
         raise forbidden(request, "a mirror pod may not reference service accounts")
-    if any(True for _ in pod_secret_names(spec)):
+    if any(True for _ in spec.secret_names()):
         raise forbidden(request, "a mirror pod may not reference secrets")
-    for volume in spec.get("volumes") or []:
-        for source in (volume.get("projected") or {}).get("sources") or []:
-            if source.get("serviceAccountToken") is not None:
-                raise forbidden(request, "a mirror pod may not use ServiceAccountToken volume projections")
+    if any(volume.projects_token for volume in spec.volumes):
+        raise forbidden(request, "a mirror pod may not use ServiceAccountToken volume projections")
 
 
 def _objects(value: object, where: str) -> list[JSONObject]:
@@ -272,76 +308,63 @@ def _objects(value: object, where: str) -> list[JSONObject]:
     return value
 
 
-def pod_account(request: AdmissionRequest, store: Store, pod: JSONObject) -> JSONObject:
+def pod_account(request: AdmissionRequest, store: Store, pod: Pod) -> ServiceAccountView:
     """The service account the pod names, which must exist; 403 when it names none."""
-    account_name = (pod.get("spec") or {}).get("serviceAccountName")
-    if not account_name:
-        raise forbidden(request, f"no service account specified for pod {request.namespace}/{_pod_name(pod)}")
-    return lookup(request, store, account_name)
+    if not pod.spec.service_account_name:
+        raise forbidden(request, f"no service account specified for pod {request.namespace}/{pod.name}")
+    return lookup(request, store, pod.spec.service_account_name)
 
 
-def check_pod(request: AdmissionRequest, store: Store, pod: JSONObject) -> None:
-    spec = pod.get("spec") or {}
+def check_pod(request: AdmissionRequest, store: Store, pod: Pod) -> None:
     account = pod_account(request, store, pod)
     if enforces_mountable_secrets(account):
-        problem = unmountable_secret(account, spec)
+        problem = unmountable_secret(account, pod.spec)
         if problem:
             raise forbidden(request, problem)
 
 
-def check_ephemeral_containers(request: AdmissionRequest, store: Store, pod: JSONObject) -> None:
-    spec = pod.get("spec") or {}
+def check_ephemeral_containers(request: AdmissionRequest, store: Store, pod: Pod) -> None:
     account = pod_account(request, store, pod)
     if not enforces_mountable_secrets(account):
         return
-    problem = _unreferenced_env(account, spec, "ephemeralContainers", "ephemeral container")
+    problem = _unreferenced_env(account, pod.spec.ephemeral_containers, "ephemeral container")
     if problem:
         # a plain error in Kubernetes, so it surfaces as a 500 with the bare message
         raise AdmissionDenied(500, "Unknown", problem)
 
 
-def unmountable_secret(account: JSONObject, spec: JSONObject) -> str | None:
+def unmountable_secret(account: ServiceAccountView, spec: PodSpec) -> str | None:
     """The first secret reference the service account does not allow, worded as Kubernetes does."""
-    sa = _account_name(account)
-    mountable = {_ref_name(r) for r in account.get("secrets") or []}
-    volumes = spec.get("volumes")
-    for volume in volumes if isinstance(volumes, list) else []:
-        secret = volume.get("secret") if isinstance(volume, dict) else None
-        if isinstance(secret, dict) and secret.get("secretName", "") not in mountable:
+    sa = account.metadata.name
+    mountable = set(account.secrets)
+    for volume in spec.volumes:
+        if volume.secret_name is not None and volume.secret_name not in mountable:
             return (
-                f'volume with secret.secretName="{secret.get("secretName", "")}" is not allowed '
+                f'volume with secret.secretName="{volume.secret_name}" is not allowed '
                 f"because service account {sa} does not reference that secret"
             )
-    for kind, label in (("initContainers", "init container"), ("containers", "container")):
-        problem = _unreferenced_env(account, spec, kind, label)
+    for containers, label in ((spec.init_containers, "init container"), (spec.containers, "container")):
+        problem = _unreferenced_env(account, containers, label)
         if problem:
             return problem
-    pullable = {_ref_name(r) for r in account.get("imagePullSecrets") or []}
-    for index, ref in enumerate(spec.get("imagePullSecrets") or []):
-        if _ref_name(ref) not in pullable:
+    pullable = set(account.image_pull_secrets)
+    for index, name in enumerate(spec.image_pull_secrets):
+        if name not in pullable:
             return (
-                f'imagePullSecrets[{index}].name="{_ref_name(ref)}" is not allowed because '
+                f'imagePullSecrets[{index}].name="{name}" is not allowed because '
                 f"service account {sa} does not reference that imagePullSecret"
             )
     return None
 
 
-def _unreferenced_env(account: JSONObject, spec: JSONObject, kind: str, label: str) -> str | None:
-    mountable = {_ref_name(r) for r in account.get("secrets") or []}
-    for container in spec.get(kind) or []:
-        for how, secret in env_secret_refs(container):
-            if secret not in mountable:
+def _unreferenced_env(account: ServiceAccountView, containers: Sequence[Container], label: str) -> str | None:
+    mountable = set(account.secrets)
+    for container in containers:
+        for use in container.env_secrets:
+            if use.secret not in mountable:
                 return (
-                    f"{label} {container.get('name', '')} with {how} "
-                    f'referencing secret.secretName="{secret}" is not allowed because '
-                    f"service account {_account_name(account)} does not reference that secret"
+                    f"{label} {container.name} with {use.how} "
+                    f'referencing secret.secretName="{use.secret}" is not allowed because '
+                    f"service account {account.metadata.name} does not reference that secret"
                 )
     return None
-
-
-def _account_name(account: JSONObject) -> str:
-    return str((account.get("metadata") or {}).get("name", ""))
-
-
-def _pod_name(pod: JSONObject) -> str:
-    return str((pod.get("metadata") or {}).get("name", ""))
