@@ -87,3 +87,16 @@ def test_audit_bench_runs_and_finds_exactly_the_known_violations() -> None:
     cells = [row.split() for row in rows[1:]]
     assert [" ".join(c[:-7]) for c in cells] == ["json.load", "decode", "gatekeeper audit"]
     assert all(c[-1] == "True" for c in cells)  # every object read; the audit's findings are the dump's
+
+
+def test_abac_bench_counts_instructions_per_decision_under_callgrind() -> None:
+    import shutil
+
+    if shutil.which("valgrind") is None:
+        pytest.skip("valgrind is not installed")
+    rows = bench_abac.run_callgrind(sizes=[50], requests=20)
+    assert rows[0].split()[0] == "rules"
+    cells = rows[1].split()
+    assert cells[0] == "50" and cells[-1] == "20"  # rules, indexed decisions
+    indexed, linear = (float(c.replace(",", "")) for c in cells[1:3])
+    assert 0 < indexed < linear  # counted, the loop's own cost taken off, the scan costs more
