@@ -66,10 +66,14 @@ class ReloadStatus:
 class Watched(Generic[T]):
     """A value built from files by `load`; reload() swaps it only when `load` succeeds."""
 
-    def __init__(self, name: str, paths: Sequence[Path], load: Callable[[], T]) -> None:
+    def __init__(
+        self, name: str, paths: Sequence[Path], load: Callable[[], T],
+        release: Callable[[list[T]], None] | None = None,
+    ) -> None:
         self.name = name
         self.paths = tuple(paths)
         self._load = load
+        self._release = release  # frees a replaced value, given its only reference in a list
         self._stamp = stamp_of(self.paths)
         self._pending: tuple[Stamp, float] | None = None  # a change seen, and since when unchanged
         self.current: T = load()  # start-up: a failure here is fatal, and the caller says so
@@ -108,11 +112,13 @@ class Watched(Generic[T]):
             log.error("reload of %s refused, keeping the last good version: %s", self.name, self.error)
             return False
         self._stamp, self._pending = stamp, None
-        self.current = value
+        replaced, self.current = [self.current], value
         self.loaded_at = time.time()
         self.reloads += 1
         self.error = None
         log.info("reloaded %s", self.name)
+        if self._release is not None:
+            self._release(replaced)
         return True
 
     def status(self) -> ReloadStatus:

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import random
+import weakref
 
 from hypothesis import given, settings
 
 from gatekeeper.authz.attributes import Attributes
-from gatekeeper.authz.evaluator import NO_MATCH, Evaluator, linear_first_match
+from gatekeeper.authz.evaluator import (
+    NO_MATCH,
+    RELEASE_STEP,
+    Evaluator,
+    linear_first_match,
+    release_in_steps,
+)
 from gatekeeper.authz.policy import Policy, Rule, parse_policy
 from tests.support.abac_strategies import policy, request
 
@@ -76,3 +83,25 @@ def test_large_subjects_agree_with_the_linear_scan() -> None:
                            rnd.random() < 0.7, rnd.choice(words), rnd.choice(words), rnd.choice(words),
                            path=rnd.choice(words))
             assert evaluator.first_match(a) == linear_first_match(rules, a), a
+
+
+def _evaluator(rules: int) -> Evaluator:
+    lines = "".join(f'{{"user":"u{i % 500}","namespace":"ns{i}","resource":"pods"}}\n' for i in range(rules))
+    return Evaluator(parse_policy(lines.encode(), "p"))
+
+
+def test_a_released_evaluator_is_freed_in_slices() -> None:
+    holder = [_evaluator(3 * RELEASE_STEP)]
+    gone = weakref.ref(holder[0])
+    pauses: list[int] = []
+    release_in_steps(holder, lambda: pauses.append(1))
+    assert gone() is None and holder == []
+    assert len(pauses) >= 3  # the index's subjects, then the rules, a slice at a time
+
+
+def test_an_evaluator_still_in_use_is_left_whole() -> None:
+    evaluator = _evaluator(100)
+    holder = [evaluator]  # and `evaluator`: a request still deciding with it
+    release_in_steps(holder, lambda: None, patience=0.01)
+    a = Attributes("u7", (), "get", True, namespace="ns7", resource="pods")
+    assert evaluator.authorize(a).reason == "p:8"  # nothing emptied under it
