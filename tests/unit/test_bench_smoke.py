@@ -100,3 +100,16 @@ def test_abac_bench_counts_instructions_per_decision_under_callgrind() -> None:
     assert cells[0] == "50" and cells[-1] == "20"  # rules, indexed decisions
     indexed, linear = (float(c.replace(",", "")) for c in cells[1:3])
     assert 0 < indexed < linear  # counted, the loop's own cost taken off, the scan costs more
+
+
+def test_reload_bench_reloads_inside_the_window_without_errors() -> None:
+    from tests.bench import bench_reload
+
+    rows = bench_reload.run(bench_reload.parse_args(["--smoke"]))
+    blank = rows.index("")
+    cells = {row[:10].strip(): row[10:].split() for row in rows[1:blank]}
+    assert list(cells) == ["no reload", "reload"]
+    assert all(c[-3] == "0" and c[-2] == "0" for c in cells.values())  # every answer 2xx, no errors
+    assert cells["no reload"][-1] == "-" and float(cells["reload"][-1]) > 0  # one reload, and it answered
+    steps = rows[blank + 2].split()
+    assert steps[3] == "200" and int(steps[-2]) > 0  # the in-process steps ran on the same policy size
