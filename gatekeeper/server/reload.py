@@ -84,7 +84,12 @@ class Watched(Generic[T]):
     """A value built from files by `load`; reload() swaps it only when `load` succeeds."""
 
     def __init__(
-        self, name: str, paths: Paths, load: Callable[[], T], retry: Retry[T] | None = None
+        self,
+        name: str,
+        paths: Paths,
+        load: Callable[[], T],
+        retry: Retry[T] | None = None,
+        release: Callable[[list[T]], None] | None = None,
     ) -> None:
         self.name = name
         self._list_paths = paths if callable(paths) else None
@@ -92,6 +97,7 @@ class Watched(Generic[T]):
         self._load = load
         self._retry = retry
         self._retrying = False
+        self._release = release  # frees a replaced value, given its only reference in a list
         self._stamp = stamp_of(self.paths)
         self._pending: tuple[Stamp, float] | None = None  # a change seen, and since when unchanged
         self.loaded_at = time.time()
@@ -142,11 +148,13 @@ class Watched(Generic[T]):
             log.error("reload of %s refused, keeping the last good version: %s", self.name, self.error)
             return False
         self._stamp, self._pending, self._retrying = stamp, None, False
-        self.current = value
+        replaced, self.current = [self.current], value
         self.loaded_at = time.time()
         self.reloads += 1
         self.error = None
         log.info("reloaded %s", self.name)
+        if self._release is not None:
+            self._release(replaced)
         return True
 
     def _failed(self, exc: Exception) -> None:

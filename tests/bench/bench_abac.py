@@ -13,6 +13,13 @@ evaluator on every request it decides, or the row says so.
 Load: a fresh process reads and indexes the policy file as `gatekeeper serve` does and reports
 wall and CPU time and its resident memory afterwards (VmRSS, the interpreter and imports
 included). No assertion on time: the numbers are printed.
+
+    python -m tests.bench.bench_abac --callgrind --sizes 10000
+
+Instructions per decision, which a noisy machine does not move: each side decides a fixed
+slice of the mix in its own process under `valgrind --tool=callgrind`, counted only inside
+functools.reduce (`--toggle-collect`), which drives the decision loop and nothing else; a run
+whose decision is a no-op gives the loop's own cost, which is subtracted.
 """
 
 from __future__ import annotations
@@ -20,8 +27,11 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import random
+import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -213,15 +223,92 @@ def _ratio(baseline: Timing, indexed: Timing) -> str:
     return f"{baseline.median_us / indexed.median_us:.0f}x" if indexed.median_us else "inf"
 
 
+SIDES = ("noop", "indexed", "linear")  # --callgrind's runs
+CALLGRIND_HEADER = (
+    f"{'rules':>8} {'indexed Ir/decision':>20} {'linear Ir/decision':>19} {'ratio':>9} {'decisions':>10}"
+)
+
+
+def run_callgrind(sizes: Sequence[int], requests: int) -> list[str]:
+    """Instructions per decision for the indexed evaluator and the linear scan, net of the loop."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("--callgrind: valgrind is not installed")
+    rows = [CALLGRIND_HEADER]
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            counts = {side: _callgrind_count(valgrind, Path(tmp), side, n, requests) for side in SIDES}
+            loop = counts["noop"][0] / counts["noop"][1]
+            indexed, linear = (counts[side][0] / counts[side][1] - loop for side in ("indexed", "linear"))
+            rows.append(
+                f"{n:>8} {indexed:>20,.0f} {linear:>19,.0f} {linear / indexed:>8.0f}x "
+                f"{counts['indexed'][1]:>10}"
+            )
+    return rows
+
+
+def _callgrind_count(valgrind: str, tmp: Path, side: str, n: int, requests: int) -> tuple[int, int]:
+    """(instructions counted, decisions made) of one side in a child under callgrind."""
+    decisions = _decisions(side, n, requests)
+    command = [
+        valgrind, "--tool=callgrind", "--toggle-collect=functools_reduce",
+        f"--callgrind-out-file={tmp / f'callgrind.{side}.{n}'}",
+        sys.executable, "-m", "tests.bench.bench_abac", "--callgrind-child", side,
+        "--sizes", str(n), "--requests", str(decisions),
+    ]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict layouts in every run
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=env, check=False, cwd=Path(__file__).resolve().parents[2]
+    )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or found is None or int(found.group(1)) == 0:
+        raise SystemExit(f"--callgrind: the {side} run failed or counted nothing:\n{done.stderr[-2000:]}")
+    return int(found.group(1)), decisions
+
+
+def _decisions(side: str, n: int, requests: int) -> int:
+    """The linear scan decides fewer requests: each one costs ~1,500 instructions per rule."""
+    return max(1, min(requests, 400_000 // max(n, 1))) if side == "linear" else requests
+
+
+def _callgrind_child(side: str, n: int, decisions: int) -> None:
+    evaluator = Evaluator(parse_policy(policy_text(n).encode(), "bench.jsonl"))
+    mix = request_mix(evaluator.policy, decisions)
+    decide: Callable[[Attributes], object] = {
+        "noop": _no_decision,
+        "indexed": evaluator.first_match,
+        "linear": functools.partial(linear_first_match, evaluator.policy.rules),
+    }[side]
+    functools.reduce(_decide_one, mix, decide)  # the only call of reduce: what callgrind counts
+
+
+def _no_decision(a: Attributes) -> None:
+    return None
+
+
+def _decide_one(decide: Callable[[Attributes], object], a: Attributes) -> Callable[[Attributes], object]:
+    decide(a)
+    return decide
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 1_000, 10_000, 100_000])
     parser.add_argument("--requests", type=int, default=4_000)
     parser.add_argument("--no-casbin", action="store_true", help="leave pycasbin out")
+    parser.add_argument("--callgrind", action="store_true", help="instructions per decision (valgrind)")
     parser.add_argument("--load-only", type=Path, help=argparse.SUPPRESS)  # the fresh load process
+    parser.add_argument("--callgrind-child", choices=SIDES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.load_only:
         print(json.dumps(_load_only(args.load_only)))
+        return
+    if args.callgrind_child:
+        _callgrind_child(args.callgrind_child, args.sizes[0], args.requests)
+        return
+    if args.callgrind:
+        for row in run_callgrind(args.sizes, args.requests):
+            print(row)
         return
     for row in run(args.sizes, args.requests, with_casbin=not args.no_casbin):
         print(row)

@@ -124,3 +124,18 @@ def test_the_line_limit_counts_the_carriage_return_of_a_crlf_line() -> None:
     for ending in (b"\r\n", b"\r"):
         with pytest.raises(PolicyError, match=r"^p: bufio\.Scanner: token too long"):
             parse_policy(line + ending, "p")
+
+
+def test_a_file_larger_than_a_chunk_keeps_every_line_and_its_number() -> None:
+    """Lines are split CHUNK_BYTES at a time: none is lost or split at a boundary, none renumbered."""
+    from gatekeeper.authz.policy import CHUNK_BYTES
+
+    line = '{"apiVersion":"abac.authorization.kubernetes.io/v1beta1","kind":"Policy","spec":{"user":"u%d"}}\n'
+    count = CHUNK_BYTES // len(line % 0) * 2 + 7  # a little over two chunks
+    text = "".join(line % i for i in range(count))
+    policy = parse_policy(text.encode(), "big.jsonl")
+    assert [r.user for r in policy.rules] == [f"u{i}" for i in range(count)]
+    assert policy.rules[-1].source == f"big.jsonl:{count}"
+    with pytest.raises(PolicyError) as refused:
+        parse_policy((text + '{"user": 1}\n').encode(), "big.jsonl")
+    assert str(refused.value).startswith(f"big.jsonl:{count + 1}: user: expected a string")

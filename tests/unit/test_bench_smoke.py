@@ -101,3 +101,29 @@ def test_admission_bench_runs_both_phases() -> None:
 
     rows = bench_admission.run(calls=5, rounds=1)
     assert [row.split()[0] for row in rows] == ["phase", "mutate", "validate"]
+
+
+def test_abac_bench_counts_instructions_per_decision_under_callgrind() -> None:
+    import shutil
+
+    if shutil.which("valgrind") is None:
+        pytest.skip("valgrind is not installed")
+    rows = bench_abac.run_callgrind(sizes=[50], requests=20)
+    assert rows[0].split()[0] == "rules"
+    cells = rows[1].split()
+    assert cells[0] == "50" and cells[-1] == "20"  # rules, indexed decisions
+    indexed, linear = (float(c.replace(",", "")) for c in cells[1:3])
+    assert 0 < indexed < linear  # counted, the loop's own cost taken off, the scan costs more
+
+
+def test_reload_bench_reloads_inside_the_window_without_errors() -> None:
+    from tests.bench import bench_reload
+
+    rows = bench_reload.run(bench_reload.parse_args(["--smoke"]))
+    blank = rows.index("")
+    cells = {row[:10].strip(): row[10:].split() for row in rows[1:blank]}
+    assert list(cells) == ["no reload", "reload"]
+    assert all(c[-3] == "0" and c[-2] == "0" for c in cells.values())  # every answer 2xx, no errors
+    assert cells["no reload"][-1] == "-" and float(cells["reload"][-1]) > 0  # one reload, and it answered
+    steps = rows[blank + 2].split()
+    assert steps[3] == "200" and int(steps[-2]) > 0  # the in-process steps ran on the same policy size
