@@ -124,6 +124,6 @@ def test_reload_bench_reloads_inside_the_window_without_errors() -> None:
     cells = {row[:10].strip(): row[10:].split() for row in rows[1:blank]}
     assert list(cells) == ["no reload", "reload"]
     assert all(c[-3] == "0" and c[-2] == "0" for c in cells.values())  # every answer 2xx, no errors
-    assert cells["no reload"][-1] == "-" and float(cells["reload"][-1]) > 0  # one reload, and it answered
+    assert cells["no reload"][-1] == "-" and float(cells["reload"][-1]) >= 0  # "none", "(2 reloads)" fail
     steps = rows[blank + 2].split()
     assert steps[3] == "200" and int(steps[-2]) > 0  # the in-process steps ran on the same policy size
