@@ -87,3 +87,20 @@ def test_audit_bench_runs_and_finds_exactly_the_known_violations() -> None:
     cells = [row.split() for row in rows[1:]]
     assert [" ".join(c[:-7]) for c in cells] == ["json.load", "decode", "gatekeeper audit"]
     assert all(c[-1] == "True" for c in cells)  # every object read; the audit's findings are the dump's
+
+
+def test_servers_bench_runs_every_server_and_app_without_errors() -> None:
+    pytest.importorskip("granian")
+    pytest.importorskip("hypercorn")
+    from tests.bench import bench_servers
+
+    rows = bench_servers.run(bench_servers.parse_args(["--smoke"]))
+    measured, tls = rows[1:rows.index("")], rows[rows.index("") + 2:]
+    cells = [row.split() for row in measured]
+    cases = [case for instance in bench_servers.instances() for case in bench_servers.cases_of(*instance)]
+    every = [(case.server, case.label, case.auth) for case in cases]
+    assert [tuple(c[:3]) for c in cells] == every * 2  # saturation, then the fixed rate
+    assert all(c[-1] == "0" and c[-2] == "0" for c in cells)  # no connection errors, every answer 2xx
+    assert [row.split()[0] for row in tls] == list(bench_servers.SERVERS)
+    assert all(row.split()[1] == "TLSv1.3" for row in tls)  # the same TLS version everywhere
+    assert tls[0].split()[3] == "yes"  # uvicorn with gatekeeper's protocol: x509 authn works
