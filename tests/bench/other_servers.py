@@ -61,10 +61,18 @@ def granian_command(app: str, port: int, workers: int, tls: Settings) -> list[st
     return [*command, TARGETS[app][0]]
 
 
+class HypercornConfig:
+    """What Hypercorn's flags cannot set (`--config python:...`): uvicorn and Granian keep a
+    connection open for any number of requests; Hypercorn closes it after 1,000 by default."""
+
+    keep_alive_max_requests = 1 << 62
+    keep_alive_timeout = Settings().idle_timeout
+
+
 def hypercorn_command(app: str, port: int, workers: int, tls: Settings) -> list[str]:
     command = [
         sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-        "--worker-class", "uvloop", "--keep-alive", str(round(tls.idle_timeout)),
+        "--worker-class", "uvloop", "--config", "python:tests.bench.other_servers.HypercornConfig",
         "--certfile", str(tls.tls_cert_file), "--keyfile", str(tls.tls_private_key_file),
     ]
     if tls.client_ca_file:
