@@ -119,7 +119,7 @@ def command(w: Workdir, server: str, app: str, port: int, workers: int, start: i
     """The command line of one server start (`start` numbers the store, fresh for each start)."""
     flags = gatekeeper_flags(w, f"gatekeeper-{server}-{start}.db")
     if server == "uvicorn" and app == "bare":
-        return server_commands(w, port, workers)["empty"] + ["--app", "raw"]
+        return server_commands(w, port, workers)["empty"]  # empty_server --app raw
     if server == "uvicorn":
         return [sys.executable, "-m", "gatekeeper.cli", "serve", "--secure-port", str(port),
                 "--cert-dir", str(w.certs), "--workers", str(workers), *flags]
