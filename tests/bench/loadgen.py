@@ -2,7 +2,7 @@
 
     python -m tests.bench.loadgen --url https://127.0.0.1:8443/authorize --bodies reviews.jsonl \\
         --ca certs/ca.crt --cert certs/kube-apiserver.crt --key certs/kube-apiserver.key \\
-        --connections 64 --duration 10 [--rate 2000] [--processes 1]
+        --connections 64 --duration 10 [--rate 2000] [--processes 1] [--header 'Name: value' ...]
 
 Closed loop (no --rate): every connection sends its next request as soon as the answer arrives,
 which measures throughput at saturation. Open loop (--rate R): requests are due at fixed
@@ -45,6 +45,7 @@ class Target:
     ca: str
     cert: str | None
     key: str | None
+    headers: tuple[str, ...] = ()  # extra request header lines, "Name: value"
 
     def tls(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=self.ca)
@@ -113,7 +114,8 @@ def _complete_response(buffer: bytearray) -> int | None:
 def _request_bytes(target: Target, body: bytes) -> bytes:
     head = (
         f"POST {target.path} HTTP/1.1\r\nHost: {target.host}:{target.port}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        + "".join(f"{line}\r\n" for line in target.headers) + "\r\n"
     )
     return head.encode() + body
 
@@ -279,11 +281,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--rate", type=float, help="open loop: requests per second in total")
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--header", action="append", default=[], help="extra header line, 'Name: value'")
     args = parser.parse_args(argv)
     url = urlsplit(args.url)
     target = Target(
         url.hostname or "127.0.0.1", url.port or 443, url.path or "/", read_bodies(args.bodies),
-        args.ca, args.cert, args.key,
+        args.ca, args.cert, args.key, tuple(args.header),
     )
     json.dump(run(target, args.connections, args.duration, args.rate, args.processes), sys.stdout)
     print()

@@ -76,7 +76,7 @@ def test_shadow_bench_runs_every_server_and_the_wide_shadow_disagrees() -> None:
     from tests.bench import bench_shadow
 
     rows = bench_shadow.run(bench_shadow.parse_args(["--smoke"]))
-    http, in_process = rows[1:rows.index("")], rows[rows.index("") + 2:]
+    http, in_process = rows[1 : rows.index("")], rows[rows.index("") + 2 :]
     cells = {row[:18].strip(): row[18:].split() for row in http}
     assert list(cells) == list(bench_shadow.SERVERS)
     assert all(c[-1] == "0" and c[-2] == "0" for c in cells.values())  # no errors, every answer 2xx
@@ -127,3 +127,20 @@ def test_reload_bench_reloads_inside_the_window_without_errors() -> None:
     assert cells["no reload"][-1] == "-" and float(cells["reload"][-1]) >= 0  # "none", "(2 reloads)" fail
     steps = rows[blank + 2].split()
     assert steps[3] == "200" and int(steps[-2]) > 0  # the in-process steps ran on the same policy size
+
+
+def test_servers_bench_runs_every_server_and_app_without_errors() -> None:
+    pytest.importorskip("granian")
+    pytest.importorskip("hypercorn")
+    from tests.bench import bench_servers
+
+    rows = bench_servers.run(bench_servers.parse_args(["--smoke"]))
+    measured, tls = rows[1 : rows.index("")], rows[rows.index("") + 2 :]
+    cells = [row.split() for row in measured]
+    cases = [case for instance in bench_servers.instances() for case in bench_servers.cases_of(*instance)]
+    every = [(case.server, case.label, case.auth) for case in cases]
+    assert [tuple(c[:3]) for c in cells] == every * 2  # saturation, then the fixed rate
+    assert all(c[-1] == "0" and c[-2] == "0" for c in cells)  # no connection errors, every answer 2xx
+    assert [row.split()[0] for row in tls] == list(bench_servers.SERVERS)
+    assert all(row.split()[1] == "TLSv1.3" for row in tls)  # the same TLS version everywhere
+    assert tls[0].split()[3] == "yes"  # uvicorn with gatekeeper's protocol: x509 authn works
