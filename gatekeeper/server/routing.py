@@ -76,7 +76,8 @@ class App:
         self._lifespan = lifespan
         self._table: dict[str, dict[str, Bound]] = {}
         for route in self.routes:
-            bound = Bound(route, callers.get(route.access))
+            # A missing list is a KeyError here, never a route that admits everyone.
+            bound = Bound(route, None if route.access is Access.ANYONE else callers[route.access])
             methods = self._table.setdefault(route.path, {})
             for method in (route.method, "HEAD") if route.method == "GET" else (route.method,):
                 methods[method] = bound

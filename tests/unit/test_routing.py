@@ -150,3 +150,8 @@ def test_the_lifespan_runs_around_serving() -> None:
     asyncio.run(APP({"type": "lifespan"}, receive, send))
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert EVENTS == ["started", "stopped"]
+
+
+def test_a_route_whose_caller_list_is_missing_is_refused_not_served_to_anyone() -> None:
+    with pytest.raises(KeyError):
+        App([Route("POST", "/authorize", ok, Access.WEBHOOK_CALLERS, "x")], {}, lifespan)
