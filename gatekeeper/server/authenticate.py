@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from starlette.requests import Request
 
 from gatekeeper.api.authentication import parse_token_review, token_review_response
 from gatekeeper.authn.tokenreview import review_token
-from gatekeeper.authn.user import UserInfo
 from gatekeeper.k8s.fields import InvalidObject
 from gatekeeper.server import observe
 from gatekeeper.server.body import read_json_object
-from gatekeeper.server.caller import require_caller
 from gatekeeper.server.responses import JSONResponse, bad_request
 from gatekeeper.server.runtime import Runtime
 
-router = APIRouter()
 
-
-@router.post("/authenticate")
-async def authenticate(request: Request, _caller: UserInfo = Depends(require_caller)) -> JSONResponse:
+async def authenticate(request: Request) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     doc = await read_json_object(
         request, runtime.settings.max_request_bytes, runtime.settings.max_json_depth

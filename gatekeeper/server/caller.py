@@ -1,13 +1,15 @@
 """Who is calling gatekeeper itself: authenticate, then check the endpoint's own list of callers.
 
-Every protected route depends on `require_caller`:
+The router (server/routing.py) calls `require_caller` for every route whose table entry names
+callers (every route but /healthz and /readyz), with that route's list:
 
 1. authentication: the connection's client certificate (x509), then `Authorization: Bearer`
    (token file), then `Authorization: Basic` (basic-auth file); see gatekeeper/authn/union.py.
    Nobody authenticated: 401 with WWW-Authenticate, or system:anonymous with --anonymous-auth.
    A password that needs a hash check runs on the runtime's bounded pool (authn/hashing.py);
-   with --max-password-hashes-inflight checks already in flight it is refused at once: 429 with
-   Retry-After, as kube-apiserver's max-in-flight filter answers, and nothing is hashed.
+   with --max-password-hashes-inflight checks already in flight it is refused at once (HashingBusy,
+   a Busy: 429 with Retry-After, as kube-apiserver's max-in-flight filter answers), and nothing
+   is hashed.
 2. authorization: the endpoint's identity list names the caller, by user or by one of its
    groups: --webhook-callers for the webhooks, --metrics-readers for /metrics and /quota, either
    for /openapi.json. Not named: 403. The ABAC policy is not consulted: it is the cluster's
@@ -21,6 +23,7 @@ without the credential.
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -35,28 +38,12 @@ from gatekeeper.authz.evaluator import Evaluator
 from gatekeeper.config import Settings
 from gatekeeper.server import observe
 from gatekeeper.server.protocol import peer_certificates
-from gatekeeper.server.responses import HTTPError, JSONResponse, status_body
+from gatekeeper.server.responses import HTTPError
 from gatekeeper.server.runtime import Runtime
 
 log = logging.getLogger("gatekeeper.caller")
 
-RETRY_AFTER_SECONDS = 1  # what kube-apiserver's max-in-flight filter says
 BUSY_LOG_SECONDS = 10.0  # a flood is logged once per this, with a count, not once per request
-
-
-class TooManyRequests(HTTPError):
-    """apierrors.NewTooManyRequests: a Status with details.retryAfterSeconds, and Retry-After."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            429, "TooManyRequests", "Too many requests, please try again later.",
-            {"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
-
-    def response(self) -> JSONResponse:
-        body = status_body(self.code, self.reason, self.message)
-        body["details"] = {"retryAfterSeconds": RETRY_AFTER_SECONDS}
-        return JSONResponse(body, self.code, self.headers)
 
 
 class BusyLog:
@@ -83,7 +70,7 @@ BUSY = BusyLog()
 
 
 async def authenticate_caller(request: Request) -> UserInfo:
-    """The authenticated caller, or HTTPError 401 (429 when password checks are at capacity)."""
+    """The authenticated caller, or HTTPError 401 (HashingBusy when password checks are at capacity)."""
     runtime: Runtime = request.app.state.runtime
     authenticator = runtime.authenticator()
     authorization = request.headers.get("authorization")
@@ -94,7 +81,7 @@ async def authenticate_caller(request: Request) -> UserInfo:
         return authenticator.authenticate(peer, authorization)
     except HashingBusy:
         BUSY.refused(runtime.password_hashes.limit)
-        raise TooManyRequests() from None
+        raise
     except Unauthenticated as exc:
         client = request.client.host if request.client else "?"
         log.info("401 %s %s from %s: %s", request.method, request.scope["path"], client, exc)
@@ -104,8 +91,13 @@ async def authenticate_caller(request: Request) -> UserInfo:
         ) from None
 
 
-WEBHOOK_PATHS = ("/authorize", "/authenticate", "/mutate", "/validate", "/admit")
-READER_PATHS = ("/metrics", "/quota")
+class Access(enum.Enum):
+    """Who may call a route (its entry in the route table)."""
+
+    ANYONE = "anyone"  # no authentication: /healthz, /readyz
+    WEBHOOK_CALLERS = "--webhook-callers"
+    METRICS_READERS = "--metrics-readers"
+    EITHER = "--webhook-callers or --metrics-readers"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,26 +124,19 @@ class Callers:
         return rule_user in self.users or rule_group in self.groups
 
 
-def callers_by_path(settings: Settings) -> Mapping[str, Callers]:
-    """Each protected path's list; a path not here admits nobody."""
-    webhooks = Callers.of("--webhook-callers", settings.webhook_callers)
-    readers = Callers.of("--metrics-readers", settings.metrics_readers)
-    either = Callers.of("--webhook-callers or --metrics-readers", settings.webhook_callers,
-                        settings.metrics_readers)
+def callers_by_access(settings: Settings) -> Mapping[Access, Callers]:
+    """The list of each kind of protected route; Access.ANYONE has none (nobody is authenticated)."""
+    webhooks, readers = settings.webhook_callers, settings.metrics_readers
     return {
-        **dict.fromkeys(WEBHOOK_PATHS, webhooks),
-        **dict.fromkeys(READER_PATHS, readers),
-        "/openapi.json": either,
+        Access.WEBHOOK_CALLERS: Callers.of(Access.WEBHOOK_CALLERS.value, webhooks),
+        Access.METRICS_READERS: Callers.of(Access.METRICS_READERS.value, readers),
+        Access.EITHER: Callers.of(Access.EITHER.value, webhooks, readers),
     }
 
 
-NOBODY = Callers(frozenset(), frozenset(), "no caller list")
-
-
-def authorize_caller(request: Request, caller: UserInfo) -> None:
-    """HTTPError 403 unless the endpoint's caller list names `caller` (by user or group)."""
+def authorize_caller(request: Request, caller: UserInfo, callers: Callers) -> None:
+    """HTTPError 403 unless the route's caller list names `caller` (by user or group)."""
     path: str = request.scope["path"]
-    callers: Callers = request.app.state.callers.get(path, NOBODY)
     if callers.admit(caller):
         return
     verb = request.method.lower()
@@ -175,9 +160,9 @@ def warn_about_policy_grants(policy: Evaluator, callers: Mapping[str, Callers]) 
                     entry, listed.flags)
 
 
-async def require_caller(request: Request) -> UserInfo:
-    """FastAPI dependency: the authenticated, authorized caller (also left on request.state.caller)."""
+async def require_caller(request: Request, callers: Callers) -> UserInfo:
+    """The authenticated caller that `callers` names, also left on request.state.caller."""
     caller = await authenticate_caller(request)
-    authorize_caller(request, caller)
+    authorize_caller(request, caller, callers)
     request.state.caller = caller
     return caller

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Request
+from starlette.requests import Request
 
 from gatekeeper.server.responses import JSONResponse
 from gatekeeper.server.runtime import Runtime
 
-router = APIRouter()
 
-
-@router.get("/healthz")
-async def healthz() -> JSONResponse:
+async def healthz(_request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     checks = {}

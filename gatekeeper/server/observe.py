@@ -37,10 +37,7 @@ DECISION_KEY = "gatekeeper.decision"
 # How the shadow policy's decision compares with the answer (gatekeeper_shadow_decisions_total).
 SHADOW_AGREE, SHADOW_ALLOWS, SHADOW_DENIES = "agree", "shadow_allows", "shadow_denies"
 SHADOW_RESULTS = (SHADOW_AGREE, SHADOW_ALLOWS, SHADOW_DENIES)
-ENDPOINTS = frozenset({
-    "/authorize", "/authenticate", "/mutate", "/validate", "/admit",
-    "/quota", "/metrics", "/healthz", "/readyz",
-})
+OTHER = "other"  # the endpoint label of every path that is no route
 
 
 def authorization(
@@ -201,32 +198,33 @@ def _admission_reason(outcome: Outcome) -> dict[str, Any]:
 
 
 class Observe:
-    """Times and counts every HTTP request (pure ASGI: no per-request objects beyond a closure)."""
+    """Times and counts every HTTP request (pure ASGI: no per-request objects beyond a closure).
+    `endpoints`: the paths counted under their own name; any other is counted as "other"."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, endpoints: frozenset[str] = frozenset()) -> None:
         self.app = app
+        self.endpoints = endpoints
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        endpoint = scope["path"] if scope["path"] in self.endpoints else OTHER
 
         async def timed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                _count(scope, message["status"], time.perf_counter() - started)
+                _count(scope, endpoint, message["status"], time.perf_counter() - started)
             await send(message)
 
         try:
             await self.app(scope, receive, timed_send)
         except Exception:
-            _count(scope, 500, time.perf_counter() - started)
+            _count(scope, endpoint, 500, time.perf_counter() - started)
             raise
 
 
-def _count(scope: Scope, status: int, seconds: float) -> None:
-    path = scope["path"]
-    endpoint = path if path in ENDPOINTS else "other"
+def _count(scope: Scope, endpoint: str, status: int, seconds: float) -> None:
     label = scope.get(DECISION_KEY) if status < 400 else None
     metrics.record(endpoint, label or _status_label(status), seconds)
 

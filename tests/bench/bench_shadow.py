@@ -150,7 +150,7 @@ async def handle_all(app: SimpleNamespace, bodies: Sequence[bytes]) -> None:
 
         scope = {"type": "http", "method": "POST", "path": "/authorize", "app": app,
                  "state": {"caller": CALLER}, "headers": [(b"content-type", b"application/json")]}
-        await authorize.authorize(Request(scope, receive), CALLER)
+        await authorize.authorize(Request(scope, receive))
 
 
 def in_process(w: bench_http.Workdir, calls: int, rounds: int) -> list[str]:

@@ -180,7 +180,7 @@ async def fuzz_range(workdir: Path, seed: int, start: int, count: int, concurren
     report = Report(start=start)
     dog = Watchdog(seed)
     started = time.monotonic()
-    async with app.router.lifespan_context(app):
+    async with app.lifespan():
         for first in range(start, start + count, concurrency):
             batch = [make(seed, i, corpus) for i in range(first, min(first + concurrency, start + count))]
             dog.current = (first, time.monotonic())
@@ -261,7 +261,7 @@ def replay(seed: int, index: int) -> int:
 
     async def go(directory: Path) -> Answer:
         app, peers = build_app(directory)
-        async with app.router.lifespan_context(app):
+        async with app.lifespan():
             return await call(app, request, peers[request.cert])
 
     with workdir() as tmp:

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from gatekeeper import pki
-from gatekeeper.server.app import ROUTERS
+from gatekeeper.server.routes import ROUTES
 from tests.support.certs import bad_certs, no_cn, write_pair
 from tests.support.server import Server, running_server
 from tests.support.waiting import wait_for
@@ -65,12 +65,7 @@ POLICY = (
 
 
 def served_paths() -> set[tuple[str, str]]:
-    return {
-        (method, route.path)
-        for router in ROUTERS
-        for route in router.routes
-        for method in getattr(route, "methods", ())
-    }
+    return {(route.method, route.path) for route in ROUTES}
 
 
 def basic(user: str, password: str) -> dict[str, str]:
