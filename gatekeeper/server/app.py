@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-
 from gatekeeper.config import Settings
 from gatekeeper.server import metrics
 from gatekeeper.server.audit import open_audit_log

@@ -5,9 +5,10 @@
         --workers 2 -- [gatekeeper serve flags...]
 
 `bare` is tests/bench/empty_server.py's ASGI callable. `gatekeeper` parses the serve flags with
-serve's own parser and settings code, puts the settings in GATEKEEPER_SETTINGS and a fresh
-prometheus multiprocess folder in PROMETHEUS_MULTIPROC_DIR (as serve does for its workers), and
-each worker builds the app with gatekeeper.server.app:create_app_from_env, serve's own factory.
+serve's own parser and settings code and hands them to the workers in BENCH_GATEKEEPER_SETTINGS
+(these servers take an import string, not serve's pickled Config), with a fresh prometheus
+multiprocess folder in PROMETHEUS_MULTIPROC_DIR as serve makes; each worker builds the app with
+gatekeeper.server.app.create_app, serve's own factory (gatekeeper_app below).
 
 Both servers get the same certificate, key and client CA as uvicorn, client certificates
 optional per connection (Granian: --no-ssl-client-verify with --ssl-ca is rustls'
@@ -32,13 +33,20 @@ import orjson
 from gatekeeper.cli import build_parser
 from gatekeeper.commands.serve import settings_from, with_dev_certificates
 from gatekeeper.config import Settings
+from gatekeeper.server.app import create_app
+from gatekeeper.server.routing import App
 from tests.bench.empty_server import settings_for
 
 TARGETS = {  # (Granian's target, Hypercorn's target)
     "bare": ("tests.bench.empty_server:raw", "tests.bench.empty_server:raw"),
-    "gatekeeper": ("gatekeeper.server.app:create_app_from_env",
-                   "gatekeeper.server.app:create_app_from_env()"),
+    "gatekeeper": ("tests.bench.other_servers:gatekeeper_app", "tests.bench.other_servers:gatekeeper_app()"),
 }
+SETTINGS_ENV = "BENCH_GATEKEEPER_SETTINGS"
+
+
+def gatekeeper_app() -> App:
+    """The worker's factory: serve's app from the settings the launcher put in SETTINGS_ENV."""
+    return create_app(Settings.model_validate(orjson.loads(os.environ[SETTINGS_ENV])))
 
 
 def gatekeeper_settings(serve_flags: Sequence[str]) -> Settings:
@@ -103,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.app == "gatekeeper":
         flags = ["--cert-dir", str(args.cert_dir), "--workers", str(args.workers), *args.serve_flags]
         tls = gatekeeper_settings(flags)
-        os.environ["GATEKEEPER_SETTINGS"] = orjson.dumps(tls.model_dump(mode="json")).decode()
+        os.environ[SETTINGS_ENV] = orjson.dumps(tls.model_dump(mode="json")).decode()
         if args.workers > 1:  # serve's _metrics_dir; left for the caller's temporary folder to remove
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="metrics-", dir=Path.cwd())
     command = COMMANDS[args.server](args.app, args.port, args.workers, tls)
