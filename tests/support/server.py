@@ -30,6 +30,8 @@ import httpx
 from gatekeeper import pki
 from tests.support.processes import stop
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 DEFAULT_USER = pki.DEV_CLIENT  # "kube-apiserver"
 _DEFAULT: Any = object()  # "the kube-apiserver dev certificate, if the cert dir has one"
 
@@ -106,6 +108,8 @@ def running_server(
         "--secure-port", str(port), "--cert-dir", str(cert_dir), "--reload-interval", "0.2", *args,
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if not module.startswith("gatekeeper."):  # a tests/ module: importable from the checkout's root
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=preexec_fn
