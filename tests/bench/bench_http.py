@@ -13,8 +13,9 @@ on keep-alive connections:
 
 - saturation: closed loop on `--connections` connections; req/s, latency, and the ratio to the
   empty endpoint's req/s in the same round (the median over `--rounds` rounds is printed);
-- fixed rates (open loop, `--rates`, and `--admit-rates` for /admit): p50/p95/p99 from each
-  request's due time.
+- fixed rates (open loop, `--rates`, and `--admit-rates` for /admit; `40%` is that share of the
+  empty endpoint's saturation in the same run): p50/p95/p99 from each request's due time;
+- then round two's targets (docs/performance.md), each from this run's table, met or not.
 
 `CPU µs/req` is the server's CPU time (all its processes, user + system, from /proc) divided by
 the requests answered: the cost of a request, which other load on the machine hardly changes.
@@ -228,9 +229,47 @@ def measure_all(w: Workdir, args: argparse.Namespace) -> dict[tuple[str, str], l
                     results.setdefault((endpoint, "saturation"), []).append(result)
                     if len(results[(endpoint, "saturation")]) == args.rounds:
                         for rate in args.admit_rates if endpoint == "/admit" else args.rates:
-                            fixed = load(w, port, path, bodies, args, rate, server=pid)
-                            results[(endpoint, f"{rate:g}/s")] = [fixed]
+                            per_second = resolve_rate(rate, results)
+                            fixed = load(w, port, path, bodies, args, per_second, server=pid)
+                            results[(endpoint, rate_label(rate, per_second))] = [fixed]
     return results
+
+
+def resolve_rate(rate: str, results: dict[tuple[str, str], list[dict[str, Any]]]) -> float:
+    """`1000` is 1,000 req/s; `40%` is 40 % of the empty endpoint's median saturation in this run."""
+    if not rate.endswith("%"):
+        return float(rate)
+    empty = statistics.median(r["rps"] for r in results[("empty", "saturation")])
+    return max(1.0, float(rate[:-1]) / 100 * empty)
+
+
+def rate_label(rate: str, per_second: float) -> str:
+    return f"{rate} {per_second:.0f}/s" if rate.endswith("%") else f"{per_second:g}/s"
+
+
+# Round two's targets (docs/performance.md): (what, endpoint, mode, column, bound, at most?)
+TARGETS = (
+    ("/authorize >= 70 % of empty's req/s", "/authorize", "saturation", "share", 70.0, False),
+    ("/authorize p99 <= 5 ms at 40 % of empty", "/authorize", "40%", "p99_ms", 5.0, True),
+    ("/admit >= 20 % of empty's req/s", "/admit", "saturation", "share", 20.0, False),
+    ("/admit <= 300 µs server CPU per request", "/admit", "saturation", "server_cpu_us", 300.0, True),
+    ("/admit p99 <= 10 ms at 10 % of empty", "/admit", "10%", "p99_ms", 10.0, True),
+)
+
+
+def targets(results: dict[tuple[str, str], list[dict[str, Any]]]) -> list[str]:
+    """Each target's value from this run's table, met or not; a target whose load was not run is left out."""
+    empty = statistics.median(r["rps"] for r in results[("empty", "saturation")])
+    rows = [f"{'target':<42} {'measured':>9} {'':>8}"]
+    for what, endpoint, mode, column, bound, at_most in TARGETS:
+        runs = next((v for (e, m), v in results.items() if e == endpoint and m.split()[0] == mode), None)
+        if runs is None:
+            continue
+        run = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+        value = run["rps"] / empty * 100 if column == "share" else float(run.get(column, 0.0))
+        met = value <= bound if at_most else value >= bound
+        rows.append(f"{what:<42} {value:>9.1f} {'met' if met else 'not met':>8}")
+    return rows
 
 
 def table(results: dict[tuple[str, str], list[dict[str, Any]]]) -> list[str]:
@@ -260,7 +299,8 @@ def run(args: argparse.Namespace) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="gatekeeper-bench-") as tmp:
         w = Workdir(Path(tmp), args.rules)
         w.prepare()
-        return table(measure_all(w, args))
+        results = measure_all(w, args)
+        return [*table(results), "", *targets(results)]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -270,14 +310,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--processes", type=int, default=2, help="load generator processes")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=1, help="saturation rounds (median reported)")
-    parser.add_argument("--rates", type=float, nargs="*", default=[500, 1000, 2000])
-    parser.add_argument("--admit-rates", type=float, nargs="*", default=[500, 1000])
+    share = "req/s, or N%% of the empty endpoint's saturation in the same run"
+    parser.add_argument("--rates", nargs="*", default=["500", "1000", "2000", "40%"], help=share)
+    parser.add_argument("--admit-rates", nargs="*", default=["500", "1000", "10%"], help=share)
     parser.add_argument("--rules", type=int, default=10_000, help="ABAC policy lines")
     parser.add_argument("--smoke", action="store_true", help="tiny: 1 worker, 0.5 s, 4 connections")
     args = parser.parse_args(argv)
     if args.smoke:
         args.workers, args.connections, args.processes = 1, 4, 1
-        args.duration, args.rounds, args.rates, args.admit_rates, args.rules = 0.5, 1, [50], [50], 50
+        args.duration, args.rounds, args.rates, args.admit_rates, args.rules = 0.5, 1, ["50"], ["1%"], 50
     return args
 
 

@@ -25,9 +25,14 @@ def test_http_bench_runs_every_endpoint_without_errors() -> None:
     from tests.bench import bench_http
 
     rows = bench_http.run(bench_http.parse_args(["--smoke"]))
-    cells = [row.split() for row in rows[1:]]
+    blank = rows.index("")
+    cells = [row.split() for row in rows[1:blank]]
     assert sorted({c[0] for c in cells}) == ["/admit", "/authorize", "empty", "fastapi-empty"]
     assert all(c[-1] == "0" and c[-2] == "0" for c in cells)  # no connection errors, every answer 2xx
+    assert any(c[:2] == ["/admit", "1%"] for c in cells)  # a share of the empty endpoint, resolved in the run
+    verdicts = {row[:42].strip(): row[52:].strip() for row in rows[blank + 2 :]}  # the loads the smoke ran
+    assert list(verdicts) == [bench_http.TARGETS[i][0] for i in (0, 2, 3)]
+    assert set(verdicts.values()) <= {"met", "not met"}
 
 
 def test_store_bench_runs_on_every_store() -> None:
