@@ -239,7 +239,7 @@ def resolve_rate(rate: str, results: dict[tuple[str, str], list[dict[str, Any]]]
     """`1000` is 1,000 req/s; `40%` is 40 % of the empty endpoint's median saturation in this run."""
     if not rate.endswith("%"):
         return float(rate)
-    empty = statistics.median(r["rps"] for r in results[("empty", "saturation")])
+    empty = float(statistics.median(r["rps"] for r in results[("empty", "saturation")]))
     return max(1.0, float(rate[:-1]) / 100 * empty)
 
 
@@ -259,7 +259,7 @@ TARGETS = (
 
 def targets(results: dict[tuple[str, str], list[dict[str, Any]]]) -> list[str]:
     """Each target's value from this run's table, met or not; a target whose load was not run is left out."""
-    empty = statistics.median(r["rps"] for r in results[("empty", "saturation")])
+    empty = float(statistics.median(r["rps"] for r in results[("empty", "saturation")]))
     rows = [f"{'target':<42} {'measured':>9} {'':>8}"]
     for what, endpoint, mode, column, bound, at_most in TARGETS:
         runs = next((v for (e, m), v in results.items() if e == endpoint and m.split()[0] == mode), None)
