@@ -36,6 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gatekeeper.config import Settings
+
 try:
     from uvloop import Loop as _BaseLoop
 except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard] on Linux
@@ -49,11 +51,22 @@ _REFUSAL_LOG_INTERVAL = 10.0  # seconds between warnings about the cap, however 
 
 @dataclass(frozen=True)
 class ConnectionLimits:
-    """What server/protocol.py enforces per connection (the defaults are kube-apiserver's)."""
+    """What server/protocol.py enforces per connection; the values are the settings' (their defaults
+    kube-apiserver's)."""
 
-    header_timeout: float = 32.0
-    max_header_bytes: int = 1 << 20
-    max_open: int = 1000
+    header_timeout: float
+    max_header_bytes: int
+    max_open: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings, open_files: int | None = None) -> ConnectionLimits:
+        """The limits `settings` ask for; the connection cap lowered to fit `open_files`, if given."""
+        max_open = settings.max_open_connections
+        return cls(
+            header_timeout=settings.request_header_timeout,
+            max_header_bytes=settings.max_request_header_bytes,
+            max_open=max_open if open_files is None else fit_open_connections(max_open, open_files),
+        )
 
 
 def raise_open_file_limit() -> int:
@@ -153,7 +166,7 @@ class HandshakeTimeoutLoop(_BaseLoop):
     """Every TLS server this loop creates times out the handshakes of its connections, and runs
     them itself (HandshakeWatch) so that a failed one is logged."""
 
-    handshake_timeout: float = 10.0
+    handshake_timeout: float = Settings.model_fields["tls_handshake_timeout"].default
 
     async def create_server(self, protocol_factory: Callable[[], Any], *args: Any, **kwargs: Any) -> Any:
         context = kwargs.pop("ssl", None)

@@ -34,6 +34,7 @@ import orjson
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from gatekeeper.authn.x509 import PeerCertificates
+from gatekeeper.config import Settings
 from gatekeeper.server.connections import ConnectionLimits, refusals, waiting_of
 from gatekeeper.server.responses import status_body
 
@@ -47,7 +48,7 @@ PEER_EXTENSION = "gatekeeper.peer"
 _VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 _NO_PEER = PeerCertificates(())
 _PLAIN: dict[str, Any] = {PEER_EXTENSION: _NO_PEER}
-DEFAULT_LIMITS = ConnectionLimits()
+DEFAULT_LIMITS = ConnectionLimits.from_settings(Settings())
 _LINGER = 0.5  # seconds a refused connection's input is drained before it closes
 
 

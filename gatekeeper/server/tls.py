@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from gatekeeper.config import Settings
-from gatekeeper.server.connections import ConnectionLimits, fit_open_connections, loop_factory
+from gatekeeper.server.connections import ConnectionLimits, loop_factory
 from gatekeeper.server.protocol import TLSProtocol
 from gatekeeper.server.reload import stamp_of
 
@@ -39,11 +39,7 @@ TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 def uvicorn_server_options(settings: Settings, open_files: int) -> dict[str, Any]:
     """Keyword arguments for uvicorn.run: TLS, and the connection limits (server/connections.py)."""
-    limits = ConnectionLimits(
-        header_timeout=settings.request_header_timeout,
-        max_header_bytes=settings.max_request_header_bytes,
-        max_open=fit_open_connections(settings.max_open_connections, open_files),
-    )
+    limits = ConnectionLimits.from_settings(settings, open_files)
     protocol: Callable[..., Any] = TLSProtocol
     return {
         **uvicorn_tls_options(settings),
