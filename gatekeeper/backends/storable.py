@@ -1,8 +1,13 @@
-"""What every backend keeps of an object: a Secret without its data, on every write path."""
+"""What every backend keeps of an object: a Secret without its data, on every write path; and
+reading a stored value back, where anything but a JSON object is the store's fault (StoreError)."""
 
 from __future__ import annotations
 
-from gatekeeper.admission.state import JSONObject
+from typing import Any
+
+import orjson
+
+from gatekeeper.admission.state import JSONObject, StoreError
 
 # What the plugins read of a Secret (the ServiceAccount plugin: which secrets exist, their type and
 # the service-account annotations); everything else, data and stringData above all, is dropped.
@@ -28,3 +33,14 @@ def storable(obj: JSONObject) -> JSONObject:
     """The object as every store keeps it: a Secret without its data (strip_secret), others as given.
     Every write path of every store goes through here, so a Secret's values are never at rest."""
     return strip_secret(obj) if obj.get("kind") == "Secret" else obj
+
+
+def decode_stored(raw: bytes | str, refused: str) -> dict[str, Any]:
+    """The JSON object a backend stored as `raw`; StoreError(`refused`) if it is not one."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise StoreError(refused)
+    return value

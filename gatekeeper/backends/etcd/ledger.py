@@ -52,6 +52,7 @@ from gatekeeper.backends.etcd.client import (
     put_op,
     range_op,
 )
+from gatekeeper.backends.storable import decode_stored
 
 MAX_ATTEMPTS = 200
 LEASE_REUSE_SECONDS = 3600
@@ -248,12 +249,7 @@ def _snapshot(responses: list[dict[str, object]], namespace: str, charges: list[
 
 
 def _fingerprint(kv: KeyValue) -> str:
-    try:
-        remembered = orjson.loads(kv.value)
-    except orjson.JSONDecodeError:
-        remembered = None
-    if not isinstance(remembered, dict):
-        raise StoreError(f"etcd key {kv.key.decode(errors='replace')} is not a JSON object")
+    remembered = decode_stored(kv.value, f"etcd key {kv.key.decode(errors='replace')} is not a JSON object")
     return str(remembered.get("fingerprint", ""))
 
 
@@ -275,13 +271,7 @@ def _range(response: dict[str, object]) -> dict[str, object]:
 def _rows(kv: KeyValue | None, namespace: str) -> dict[str, Used]:
     if kv is None:
         return {}
-    try:
-        rows = orjson.loads(kv.value)
-    except orjson.JSONDecodeError:
-        rows = None
-    if not isinstance(rows, dict):
-        raise StoreError(f"quota usage of namespace {namespace} in etcd is not a JSON object")
-    return rows
+    return decode_stored(kv.value, f"quota usage of namespace {namespace} in etcd is not a JSON object")
 
 
 def _json(rows: Mapping[str, Used]) -> bytes:

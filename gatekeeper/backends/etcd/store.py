@@ -32,7 +32,7 @@ from gatekeeper.backends.etcd.ledger import EtcdLedger
 from gatekeeper.backends.etcd.options import EtcdOptions
 from gatekeeper.backends.etcd.watch import NotSynced, WatchedPrefix
 from gatekeeper.backends.snapshot import Snapshot
-from gatekeeper.backends.storable import storable
+from gatekeeper.backends.storable import decode_stored, storable
 
 OWN_WRITE_WAIT = 1.0  # seconds a write waits to see itself in this process's copy
 
@@ -103,12 +103,7 @@ class EtcdStore:
         kv = self._client.get(self._manifests_key)
         if kv is None:
             return {}
-        try:
-            stored = orjson.loads(kv.value)
-        except orjson.JSONDecodeError:
-            stored = None
-        if not isinstance(stored, dict):
-            raise StoreError(f"etcd key {self._manifests_key.decode()} is not a JSON object")
+        stored = decode_stored(kv.value, f"etcd key {self._manifests_key.decode()} is not a JSON object")
         return {_key(path.encode()): str(digest) for path, digest in stored.items()}
 
     def apply_manifests(
@@ -164,13 +159,7 @@ def _key(path: bytes) -> Key:
 
 
 def _decode(value: bytes) -> JSONObject:
-    try:
-        obj = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        obj = None
-    if not isinstance(obj, dict):
-        raise StoreError("an object stored in etcd is not a JSON object")
-    return obj
+    return decode_stored(value, "an object stored in etcd is not a JSON object")
 
 
 def parse_endpoints(text: str) -> tuple[tuple[str, int], ...]:

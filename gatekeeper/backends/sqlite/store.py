@@ -31,7 +31,7 @@ from gatekeeper.admission.state import SECRETS, JSONObject, Key, StoreError, key
 from gatekeeper.backends.snapshot import Cache, Snapshot
 from gatekeeper.backends.sqlite.database import Database
 from gatekeeper.backends.sqlite.ledger import SQLiteLedger
-from gatekeeper.backends.storable import storable
+from gatekeeper.backends.storable import decode_stored, storable
 
 log = logging.getLogger("gatekeeper.store")
 
@@ -170,10 +170,4 @@ def _delete(db: sqlite3.Connection, key: Key) -> None:
 
 
 def _decode(body: bytes) -> JSONObject:
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise StoreError("a stored object is not a JSON object; the store file is corrupt")
-    return value
+    return decode_stored(body, "a stored object is not a JSON object; the store file is corrupt")
