@@ -100,3 +100,25 @@ class Turns(Generic[T]):
     def _line(self, key: str) -> _Line[T]:
         with self._lock:
             return self._lines.setdefault(key, _Line())
+
+
+def charge_in_turn(
+    turns: Turns[Charge],
+    namespace: str,
+    charge: Charge,
+    interrupted: Callable[[str], Exception],
+) -> Outcome:
+    """A batched ledger's `apply`: wait for `namespace`'s turn, then the charge's outcome; a batch
+    that ended without deciding it raises `interrupted(why)`, the ledger's own outage error."""
+    turns.run(namespace, charge)
+    try:
+        return charge.result()
+    except ChargeInterrupted as exc:
+        raise interrupted(str(exc)) from None
+
+
+def record_waits(charges: list[Charge], lock_wait: Callable[[float], None]) -> None:
+    """How long each charge of a batch waited for its turn, as the batch starts to settle."""
+    started = time.perf_counter()
+    for charge in charges:
+        lock_wait(started - charge.asked)

@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 import orjson
 
-from gatekeeper.admission.quota.batches import Charge, ChargeInterrupted, Turns
+from gatekeeper.admission.quota.batches import Charge, Turns, charge_in_turn, record_waits
 from gatekeeper.admission.quota.ledger import (
     REMEMBER_REQUESTS_SECONDS,
     Applied,
@@ -87,17 +87,10 @@ class EtcdLedger:
     def apply(
         self, namespace: str, request: RequestKey, seeds: Mapping[str, Used], change: Change
     ) -> Outcome:
-        charge = Charge(request, seeds, change)
-        self._turns.run(namespace, charge)
-        try:
-            return charge.result()
-        except ChargeInterrupted as exc:
-            raise StoreError(str(exc)) from None
+        return charge_in_turn(self._turns, namespace, Charge(request, seeds, change), StoreError)
 
     def _settle_all(self, namespace: str, charges: list[Charge]) -> None:
-        started = time.perf_counter()
-        for charge in charges:
-            self.lock_wait(started - charge.asked)
+        record_waits(charges, self.lock_wait)
         try:
             self._settle(namespace, charges)
         except Exception as exc:  # etcd unreachable, say: every undecided charge of the batch fails

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from urllib.parse import quote
 
-from gatekeeper.admission.quota.batches import Charge, ChargeInterrupted, Turns
+from gatekeeper.admission.quota.batches import Charge, Turns, charge_in_turn, record_waits
 from gatekeeper.admission.quota.ledger import (
     REMEMBER_REQUESTS_SECONDS,
     Applied,
@@ -64,17 +64,10 @@ class ResourceQuotaStatusLedger:
     def apply(
         self, namespace: str, request: RequestKey, seeds: Mapping[str, Used], change: Change
     ) -> Outcome:
-        charge = Charge(request, seeds, change)
-        self._turns.run(namespace, charge)
-        try:
-            return charge.result()
-        except ChargeInterrupted as exc:
-            raise ApiError(str(exc)) from None
+        return charge_in_turn(self._turns, namespace, Charge(request, seeds, change), ApiError)
 
     def _settle_all(self, namespace: str, charges: list[Charge]) -> None:
-        started = time.perf_counter()
-        for charge in charges:
-            self.lock_wait(started - charge.asked)
+        record_waits(charges, self.lock_wait)
         firsts: dict[str, Charge] = {}
         for charge in charges:
             firsts.setdefault(charge.request.uid, charge)
